@@ -1,0 +1,1 @@
+"""Platform adapters: translate platform events into core calls and core views into messages."""

@@ -1,0 +1,1 @@
+"""The terminal try-out: interviewer commands and candidate chat on stdin/stdout."""

@@ -1,0 +1,85 @@
+"""The console as a Platform: everything the engine shows is printed to a text stream."""
+
+from __future__ import annotations
+
+import re
+from typing import TextIO
+
+from core.counter import CounterView, counter_text
+from core.models import Challenge, Interview, Turn, Workspace
+
+_MENTION = re.compile(r"<[@#]([^>|]+)(?:\|[^>]*)?>")
+
+
+def plain(text: str) -> str:
+    """``<@me>`` -> ``@me`` for the terminal."""
+    return _MENTION.sub(r"@\1", text)
+
+
+class ConsoleReply:
+    """Prints the model's reply as it streams."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._started = False
+
+    async def append(self, delta: str) -> None:
+        if not self._started:
+            self._out.write("🤖 ")
+            self._started = True
+        self._out.write(delta)
+        self._out.flush()
+
+    async def finish(self, footer: str) -> None:
+        self._out.write(f"\n   ({footer})\n")
+        self._out.flush()
+
+    async def fail(self, message: str) -> None:
+        self._out.write(f"\n   {message}\n")
+        self._out.flush()
+
+
+class ConsolePlatform:
+    """Implements core.ports.Platform by printing."""
+
+    name = "console"
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def _line(self, text: str) -> None:
+        self._out.write(plain(text) + "\n")
+        self._out.flush()
+
+    async def open_room(
+        self, interview: Interview, challenge: Challenge, view: CounterView
+    ) -> None:
+        interview.room_key = f"console:{interview.id}"
+        title = f"{challenge.title} ({challenge.difficulty})"
+        self._line(f"━━ Interview with @{interview.candidate_id}: {title}")
+        self._line(challenge.description)
+        self._line("━━ Type your messages to the AI assistant below.")
+
+    async def post_notice(self, interview: Interview, text: str) -> None:
+        self._line(f"📣 {text}")
+
+    def reply_writer(self, interview: Interview, turn: Turn) -> ConsoleReply:
+        return ConsoleReply(self._out)
+
+    async def show_counter(self, interview: Interview, view: CounterView) -> None:
+        self._line(f"[counter] {counter_text(view)}")
+
+    async def close_room(self, interview: Interview, view: CounterView, note: str) -> None:
+        self._line(f"[counter] {counter_text(view)}")
+        self._line(f"🏁 {note} (reason: {view.end_reason.value if view.end_reason else '-'})")
+
+    async def post_to_channel(self, workspace: Workspace, channel_id: str, text: str) -> None:
+        self._line(f"[#{channel_id}] {text}")
+
+    async def send_dm(self, workspace: Workspace, user_id: str, text: str) -> None:
+        self._line(f"[DM @{user_id}] {text}")
+
+    async def upload_file(
+        self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
+    ) -> None:
+        self._line(f"[#{channel_id}] file {filename} ({len(content)} bytes): {title}")

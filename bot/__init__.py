@@ -1,0 +1,1 @@
+"""Composition root: settings, CLI, HTTP server (Slack endpoint, health, metrics)."""

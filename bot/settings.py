@@ -1,0 +1,124 @@
+"""Settings from environment variables and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import InvalidInput
+from core.parsing import parse_duration, parse_tokens
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads. Names are a contract with deployments; see README."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = "sqlite+aiosqlite:///./interview-buddy.db"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_token_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
+    default_time_limit: int = 45 * 60
+    default_token_budget: int = 20_000
+    default_challenge: str = "two-sum"
+    timezone: str = "UTC"
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=3000, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_interviewer_channel: str | None = None
+    slack_interviewers: str = ""
+
+    discord_bot_token: SecretStr | None = None
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_guild_ids: str = ""
+    discord_interviewer_channel: str | None = None
+    discord_interview_channel: str | None = None
+    discord_interviewer_role: str | None = None
+
+    @field_validator("default_time_limit", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except InvalidInput as exc:
+            raise ValueError(str(exc).replace("`", "'")) from None
+
+    @field_validator("default_token_budget", mode="before")
+    @classmethod
+    def _tokens(cls, value: object) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_tokens(str(value))
+        except InvalidInput as exc:
+            raise ValueError(str(exc).replace("`", "'")) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Berlin") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db")
+        return value
+
+    @field_validator(
+        "openai_base_url",
+        "slack_interviewer_channel",
+        "discord_interviewer_channel",
+        "discord_interview_channel",
+        "discord_interviewer_role",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_bot_token is not None
+
+    @property
+    def uses_real_model(self) -> bool:
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+
+class SettingsError(Exception):
+    """Invalid configuration; the message is one line naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation errors into one clear line per variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

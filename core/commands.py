@@ -1,0 +1,84 @@
+"""The text grammar of ``/interview`` sub-commands, shared by Slack and the console."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.errors import InvalidInput
+from core.parsing import looks_like_duration, looks_like_tokens, parse_duration, parse_tokens
+
+USAGE = {
+    "start": "/interview start @candidate [45m|1h|1h30m] [20k|15000] [challenge]",
+    "extend": "/interview extend [@candidate] +10m  or  /interview extend [@candidate] +5k",
+    "pause": "/interview pause [@candidate]",
+    "resume": "/interview resume [@candidate]",
+    "end": "/interview end [@candidate]",
+    "status": "/interview status",
+    "challenges": "/interview challenges",
+    "help": "/interview help",
+    "config": (
+        "/interview config channel #channel | interviewers @user ... | timezone Europe/Berlin"
+    ),
+}
+
+HELP_TEXT = "Interview Buddy commands:\n" + "\n".join(f"• `{form}`" for form in USAGE.values())
+
+MentionResolver = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed ``/interview`` command."""
+
+    name: str
+    candidate: str | None = None
+    seconds: int | None = None
+    tokens: int | None = None
+    challenge: str | None = None
+    args: tuple[str, ...] = field(default_factory=tuple)
+
+
+def usage_error(name: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"{problem}\nUsage: `{USAGE[name]}`")
+
+
+def parse_command(text: str, resolve_mention: MentionResolver) -> Command:
+    """Parse the text after ``/interview``; raises InvalidInput with the right form."""
+    words = text.split()
+    if not words:
+        return Command("help")
+    name, rest = words[0].lower(), words[1:]
+    if name not in USAGE:
+        raise InvalidInput(f"`{words[0]}` is not an /interview command.\n{HELP_TEXT}")
+    if name in ("status", "challenges", "help"):
+        return Command(name)
+    if name == "config":
+        if not rest:
+            raise usage_error(name, "Say what to configure.")
+        return Command(name, args=tuple(rest))
+
+    candidate = resolve_mention(rest[0]) if rest else None
+    if candidate is not None:
+        rest = rest[1:]
+    if name == "start" and candidate is None:
+        raise usage_error(name, "Mention the candidate first.")
+
+    seconds = tokens = None
+    challenge = None
+    for word in rest:
+        if name in ("start", "extend") and looks_like_duration(word):
+            if seconds is not None:
+                raise usage_error(name, "Give the duration only once.")
+            seconds = parse_duration(word)
+        elif name in ("start", "extend") and looks_like_tokens(word):
+            if tokens is not None:
+                raise usage_error(name, "Give the token budget only once.")
+            tokens = parse_tokens(word)
+        elif name == "start" and challenge is None and not word.startswith(("+", "-", "<")):
+            challenge = word.lower()
+        else:
+            raise usage_error(name, f"I don't understand `{word}`.")
+    if name == "extend" and seconds is None and tokens is None:
+        raise usage_error(name, "Say how much to add.")
+    return Command(name, candidate=candidate, seconds=seconds, tokens=tokens, challenge=challenge)

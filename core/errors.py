@@ -1,0 +1,27 @@
+"""Domain errors. Adapters turn them into friendly, private replies."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A request the engine refuses; the message is safe to show to the person who asked."""
+
+
+class InvalidInput(DomainError):
+    """A command argument could not be understood."""
+
+
+class NotFound(DomainError):
+    """The interview, challenge or candidate asked for does not exist."""
+
+
+class NotAuthorized(DomainError):
+    """The caller may not act on this interview."""
+
+
+class IllegalTransition(DomainError):
+    """The interview's state does not allow this operation (e.g. resuming an active session)."""
+
+
+class Conflict(DomainError):
+    """The operation clashes with existing state (e.g. the candidate already has an interview)."""

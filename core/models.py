@@ -1,0 +1,194 @@
+"""The interview domain: sessions, turns, audit events, challenges, workspaces."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from core.errors import IllegalTransition
+
+
+class Status(StrEnum):
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+class EndReason(StrEnum):
+    TIME_UP = "time_up"
+    TOKENS_EXHAUSTED = "tokens_exhausted"
+    ENDED_BY_INTERVIEWER = "ended_by_interviewer"
+    CANCELLED = "cancelled"
+
+
+class TurnStatus(StrEnum):
+    PENDING = "pending"  # stored, not yet handled
+    STREAMING = "streaming"  # the model call is under way
+    ANSWERED = "answered"
+    FAILED = "failed"  # the model call failed; only what was really spent was charged
+    REFUSED = "refused"  # the prompt did not fit the remaining budget; nothing charged
+    UNANSWERED = "unanswered"  # sent while paused or after the end; kept in the transcript
+
+
+_ALLOWED: dict[Status, set[Status]] = {
+    Status.SCHEDULED: {Status.ACTIVE, Status.ENDED},
+    Status.ACTIVE: {Status.PAUSED, Status.ENDED},
+    Status.PAUSED: {Status.ACTIVE, Status.ENDED},
+    Status.ENDED: set(),
+}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Workspace:
+    """A Slack workspace, a Discord guild or the console, with its team settings."""
+
+    platform: str
+    external_id: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+
+
+@dataclass
+class Interview:
+    """One candidate's session with its time and token budgets."""
+
+    workspace_id: str
+    platform: str
+    candidate_id: str
+    interviewer_id: str
+    challenge_slug: str
+    time_limit_s: int
+    token_budget: int
+    created_at: datetime
+    status: Status = Status.SCHEDULED
+    id: str = field(default_factory=new_id)
+    scheduled_for: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: EndReason | None = None
+    extra_time_s: int = 0
+    extra_tokens: int = 0
+    paused_total_s: float = 0.0
+    paused_since: datetime | None = None
+    tokens_used: int = 0
+    warnings_sent: list[str] = field(default_factory=list)
+    room_key: str | None = None  # how the adapter finds the interview from an incoming message
+    platform_data: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (Status.ACTIVE, Status.PAUSED)
+
+    @property
+    def total_budget(self) -> int:
+        return self.token_budget + self.extra_tokens
+
+    @property
+    def tokens_left(self) -> int:
+        return max(0, self.total_budget - self.tokens_used)
+
+    @property
+    def allowed_time_s(self) -> int:
+        return self.time_limit_s + self.extra_time_s
+
+    def deadline(self, now: datetime) -> datetime | None:
+        """Start + limit + extensions + paused time (a paused session's deadline moves with now)."""
+        if self.started_at is None:
+            return None
+        paused = self.paused_total_s
+        if self.paused_since is not None:
+            paused += (now - self.paused_since).total_seconds()
+        return self.started_at + timedelta(seconds=self.allowed_time_s + paused)
+
+    def seconds_left(self, now: datetime) -> int:
+        """Whole seconds until the deadline (the full limit before start, 0 once ended)."""
+        if self.status is Status.ENDED:
+            return 0
+        deadline = self.deadline(now)
+        if deadline is None:
+            return self.allowed_time_s
+        return max(0, int((deadline - now).total_seconds()))
+
+    def transition(self, to: Status) -> None:
+        if to not in _ALLOWED[self.status]:
+            raise IllegalTransition(_transition_message(self.status, to))
+        self.status = to
+
+
+def _transition_message(current: Status, to: Status) -> str:
+    if current is Status.ENDED:
+        return "This interview has already ended."
+    if to is Status.ACTIVE and current is Status.ACTIVE:
+        return "This interview is already running; there is nothing to resume."
+    if to is Status.PAUSED and current is Status.PAUSED:
+        return "This interview is already paused."
+    if to is Status.PAUSED:
+        return "Only a running interview can be paused."
+    return f"An interview that is {current.value} cannot become {to.value}."
+
+
+@dataclass
+class Turn:
+    """One candidate message and the model's reply, with the tokens it cost."""
+
+    interview_id: str
+    author_id: str
+    content: str
+    platform_message_id: str
+    created_at: datetime
+    status: TurnStatus = TurnStatus.PENDING
+    id: str = field(default_factory=new_id)
+    seq: int = 0
+    reply: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    charged_tokens: int = 0
+    usage_reported: bool = False
+    error: str | None = None
+    answered_at: datetime | None = None
+
+
+@dataclass
+class AuditEvent:
+    """Who did what to an interview, and when."""
+
+    interview_id: str
+    actor_id: str
+    kind: str
+    at: datetime
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A problem the candidate solves, with its suggested limits and evaluation hints."""
+
+    slug: str
+    title: str
+    difficulty: str
+    description: str
+    time_limit_s: int
+    token_budget: int
+    rubric: tuple[str, ...] = ()
+    system_prompt: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    builtin: bool = True
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person behind a command, as the platform knows them."""
+
+    user_id: str
+    is_interviewer: bool

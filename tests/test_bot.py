@@ -1,0 +1,127 @@
+"""The composition root: CLI exits, settings errors, secret hygiene, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+
+from bot.app import BotRuntime
+from bot.cli import main
+from bot.logs import configure_logging
+from bot.settings import load_settings
+from core.service import InterviewService
+from tests.fakes.recording_platform import RecordingPlatform
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in ("SLACK_BOT_TOKEN", "DISCORD_BOT_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+    return tmp_path
+
+
+def test_run_without_platforms_points_to_the_console(clean_env: Path) -> None:
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2
+    assert "interview-buddy console" in result.output
+
+
+def test_invalid_setting_fails_with_one_line_naming_it(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEFAULT_TIME_LIMIT", "soon")
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("invalid configuration: DEFAULT_TIME_LIMIT:")
+
+
+def test_migrate_command_creates_the_schema(clean_env: Path) -> None:
+    result = CliRunner().invoke(main, ["migrate"])
+    assert result.exit_code == 0, result.output
+    assert (clean_env / "bot.db").stat().st_size > 0
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in ("run", "console", "migrate", "challenges"):
+        assert name in result.output
+
+
+def test_secrets_stay_out_of_reprs_and_logs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret-value")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-another-secret")
+    settings = load_settings()
+    assert "sk-very-secret-value" not in repr(settings) + str(settings.model_dump())
+    configure_logging("DEBUG", (settings.openai_api_key, settings.slack_bot_token))
+    logging.getLogger("test").debug(
+        "calling with key %s and %s", "sk-very-secret-value", "xoxb-another-secret"
+    )
+    err = capsys.readouterr().err
+    assert "calling with key *** and ***" in err
+    assert "secret" not in err.replace("***", "")
+
+
+class FakeAdapter:
+    def __init__(self) -> None:
+        self.platform = RecordingPlatform(name="slack")
+        self.ready = False
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+    async def stop(self) -> None:
+        self.started = False
+
+    async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text="handled " + await request.text())
+
+
+async def test_health_waits_for_database_and_adapters_then_serves_metrics(clean_env: Path) -> None:
+    settings = load_settings(http_host="127.0.0.1", http_port=0)
+    adapter = FakeAdapter()
+    built: list[InterviewService] = []
+
+    def factory(service: InterviewService) -> FakeAdapter:
+        built.append(service)
+        return adapter
+
+    runtime = BotRuntime(settings, {"slack": factory})
+    assert await runtime.readiness() == {"database": False, "adapters": False}
+    await runtime.start()
+    try:
+        base = f"http://127.0.0.1:{runtime.port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 503
+                assert (await response.json())["checks"] == {"database": True, "slack": False}
+            async with http.post(f"{base}/slack/events", data="x") as response:
+                assert response.status == 503
+            adapter.ready = True
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 200
+            async with http.post(f"{base}/slack/events", data="payload") as response:
+                assert await response.text() == "handled payload"
+            async with http.post(f"{base}/discord/events", data="x") as response:
+                assert response.status == 404
+            async with http.get(f"{base}/metrics") as response:
+                body = await response.text()
+                assert "interview_buddy_interviews_started_total" in body
+        assert adapter.started and built[0].platforms["slack"] is adapter.platform
+    finally:
+        await runtime.stop()
+    assert not adapter.started
