@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 class RunningAdapter(Protocol):
     """A platform connection the bot starts and stops."""
 
-    platform: Platform
+    @property
+    def platform(self) -> Platform: ...
 
     async def start(self) -> None: ...
 
@@ -123,9 +124,18 @@ def adapter_factories(settings: Settings) -> dict[str, AdapterFactory]:
 class BotRuntime:
     """Runs the HTTP server, the adapters and the engine until stopped."""
 
-    def __init__(self, settings: Settings, factories: dict[str, AdapterFactory]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        factories: dict[str, AdapterFactory],
+        *,
+        model: ChatModel | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         self.factories = factories
+        self._model = model
+        self._clock = clock
         self.store: SqlStore | None = None
         self.service: InterviewService | None = None
         self.adapters: list[RunningAdapter] = []
@@ -162,7 +172,9 @@ class BotRuntime:
         log.info("HTTP server on %s:%s", self.settings.http_host, self.port)
         self.store = await wait_for_store(self.settings)
         platforms: dict[str, Platform] = {}
-        self.service = build_service(self.settings, self.store, platforms)
+        self.service = build_service(
+            self.settings, self.store, platforms, model=self._model, clock=self._clock
+        )
         for name, factory in self.factories.items():
             adapter = factory(self.service)
             platforms[name] = adapter.platform

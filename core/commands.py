@@ -75,6 +75,11 @@ def parse_command(text: str, resolve_mention: MentionResolver) -> Command:
             if tokens is not None:
                 raise usage_error(name, "Give the token budget only once.")
             tokens = parse_tokens(word)
+        elif word.lstrip("+-")[:1].isdigit():
+            raise usage_error(
+                name,
+                f"`{word}` is neither a duration (like `45m`) nor a token budget (like `20k`).",
+            )
         elif name == "start" and challenge is None and not word.startswith(("+", "-", "<")):
             challenge = word.lower()
         else:

@@ -1,1 +1,1 @@
-"""Recurring interviews, reminders and weekly summaries (APScheduler); arrives with a later issue."""
+"""Recurring interviews, reminders and weekly summaries (APScheduler): a later issue."""

@@ -1,0 +1,1 @@
+"""Slack adapter (slack-bolt AsyncApp over HTTP or Socket Mode)."""

@@ -1,0 +1,218 @@
+"""Block Kit views of the interview: challenge, live counter, interviewer buttons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.counter import CounterView, progress_bar
+from core.models import Challenge, Status
+
+Block = dict[str, Any]
+
+EXTEND_TIME = "ib_extend_time"
+EXTEND_TOKENS = "ib_extend_tokens"
+PAUSE = "ib_pause"
+RESUME = "ib_resume"
+END = "ib_end"
+START_MODAL = "ib_start_modal"
+
+LEVEL_ICONS = {"ok": "🟢", "notice": "🟡", "warning": "🟠", "critical": "🔴"}
+
+
+def _text(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text}
+
+
+def slack_date(moment_unix: int, fallback: str) -> str:
+    """Shown in each reader's own time zone by Slack."""
+    return f"<!date^{moment_unix}^{{time}}|{fallback}>"
+
+
+def counter_summary(view: CounterView) -> str:
+    """The notification/fallback text of the counter message."""
+    return (
+        f"{view.challenge_title}: {view.time_left_text} left, "
+        f"{view.tokens_used:,}/{view.token_budget:,} tokens ({view.status_text})"
+    )
+
+
+def counter_blocks(view: CounterView) -> list[Block]:
+    """Time left with the reader-local end time, tokens with bars, status and warnings."""
+    if view.deadline is not None and view.status is Status.ACTIVE:
+        unix = int(view.deadline.timestamp())
+        ends = f"ends {slack_date(unix, view.deadline.strftime('%H:%M UTC'))}"
+    elif view.status is Status.PAUSED:
+        ends = "paused: the clock is stopped"
+    else:
+        ends = "finished"
+    icon = "🏁" if view.status is Status.ENDED else LEVEL_ICONS.get(view.warning_level, "🟢")
+    return [
+        {
+            "type": "section",
+            "block_id": "counter",
+            "fields": [
+                _text(
+                    f"*Time left*\n`{progress_bar(view.time_left_pct)}` "
+                    f"{view.time_left_text}\n{ends}"
+                ),
+                _text(
+                    f"*Tokens*\n`{progress_bar(view.tokens_used_pct)}` "
+                    f"{view.tokens_used:,} / {view.token_budget:,} ({view.tokens_used_pct}%)"
+                ),
+            ],
+        },
+        {
+            "type": "context",
+            "block_id": "status",
+            "elements": [
+                _text(
+                    f"{icon} *{view.status_text}*"
+                    + (
+                        f" · warning level: {view.warning_level}"
+                        if view.warning_level != "ok"
+                        else ""
+                    )
+                    + f" · candidate <@{view.candidate_id}> · interviewer <@{view.interviewer_id}>"
+                )
+            ],
+        },
+    ]
+
+
+def control_blocks(view: CounterView) -> list[Block]:
+    """Interviewer buttons; none once the interview has ended."""
+    if view.status is Status.ENDED:
+        return []
+    value = view.interview_id
+    toggle = (
+        {"action_id": RESUME, "text": "▶️ Resume"}
+        if view.status is Status.PAUSED
+        else {"action_id": PAUSE, "text": "⏸ Pause"}
+    )
+    buttons = [
+        {"action_id": EXTEND_TIME, "text": "+10 min"},
+        {"action_id": EXTEND_TOKENS, "text": "+5k tokens"},
+        toggle,
+    ]
+    elements: list[Block] = [
+        {
+            "type": "button",
+            "action_id": b["action_id"],
+            "text": {"type": "plain_text", "text": b["text"]},
+            "value": value,
+        }
+        for b in buttons
+    ]
+    elements.append(
+        {
+            "type": "button",
+            "action_id": END,
+            "style": "danger",
+            "text": {"type": "plain_text", "text": "End"},
+            "value": value,
+            "confirm": {
+                "title": {"type": "plain_text", "text": "End the interview?"},
+                "text": {"type": "plain_text", "text": "The candidate can't continue afterwards."},
+                "confirm": {"type": "plain_text", "text": "End it"},
+                "deny": {"type": "plain_text", "text": "Keep going"},
+            },
+        }
+    )
+    return [
+        {"type": "context", "elements": [_text("Interviewer controls (interviewers only):")]},
+        {"type": "actions", "block_id": "controls", "elements": elements},
+    ]
+
+
+def root_blocks(challenge: Challenge, view: CounterView) -> list[Block]:
+    """The interview's root message: the challenge, then the live counter and controls."""
+    description = challenge.description
+    if len(description) > 2900:
+        description = description[:2900] + "…"
+    return [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": f"🧑‍💻 {challenge.title} ({challenge.difficulty})"[:150],
+            },
+        },
+        {"type": "section", "text": _text(description)},
+        {
+            "type": "context",
+            "elements": [
+                _text(
+                    f"<@{view.candidate_id}>, reply *in this thread* to talk to the AI assistant. "
+                    "Every message re-sends the conversation, so it costs more tokens as it grows."
+                )
+            ],
+        },
+        {"type": "divider"},
+        *counter_blocks(view),
+        *control_blocks(view),
+    ]
+
+
+def reply_blocks(text: str, footer: str | None) -> list[Block]:
+    """A reply section with the per-turn token line under it."""
+    blocks: list[Block] = [{"type": "section", "text": _text(text or "…")}]
+    if footer:
+        blocks.append({"type": "context", "elements": [_text(footer)]})
+    return blocks
+
+
+def start_modal(default_minutes: int, default_tokens: int, challenges: list[Challenge]) -> Block:
+    """The modal behind ``/interview start`` with no arguments."""
+    options = [
+        {
+            "text": {"type": "plain_text", "text": f"{c.title} ({c.difficulty})"[:75]},
+            "value": c.slug,
+        }
+        for c in challenges[:100]
+    ]
+    return {
+        "type": "modal",
+        "callback_id": START_MODAL,
+        "title": {"type": "plain_text", "text": "Start an interview"},
+        "submit": {"type": "plain_text", "text": "Start"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "candidate",
+                "label": {"type": "plain_text", "text": "Candidate"},
+                "element": {"type": "users_select", "action_id": "value"},
+            },
+            {
+                "type": "input",
+                "block_id": "duration",
+                "label": {"type": "plain_text", "text": "Duration (e.g. 45m, 1h30m)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "initial_value": f"{default_minutes}m",
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "tokens",
+                "label": {"type": "plain_text", "text": "Token budget (e.g. 20k)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "initial_value": str(default_tokens),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "challenge",
+                "label": {"type": "plain_text", "text": "Challenge"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": options,
+                    **({"initial_option": options[0]} if options else {}),
+                },
+            },
+        ],
+    }

@@ -1,0 +1,279 @@
+"""Slack as a Platform: group DMs, threaded replies that fill in, a live counter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack.blocks import (
+    Block,
+    control_blocks,
+    counter_blocks,
+    counter_summary,
+    reply_blocks,
+    root_blocks,
+)
+from adapters.slack.outbox import SlackOutbox
+from core.challenges import ChallengeLibrary
+from core.counter import CounterView
+from core.models import Challenge, Interview, Turn, Workspace
+from core.text import MessageSplitter
+
+log = logging.getLogger(__name__)
+
+# A section block's text holds at most 3,000 characters.
+SLACK_TEXT_LIMIT = 3000
+# Errors that mean this workspace or token can't stream at all: use chat.update from now on.
+STREAMING_UNAVAILABLE = {
+    "unknown_method",
+    "not_allowed_token_type",
+    "missing_scope",
+    "method_deprecated",
+    "feature_not_enabled",
+}
+
+
+class SlackReply:
+    """A model reply in the thread: Slack's streaming methods, or a placeholder plus edits.
+
+    Text is sent by a background flusher at a bounded rate, so a slow Slack never slows
+    the model stream; what the flusher has not sent yet is coalesced into its next call.
+    """
+
+    def __init__(
+        self,
+        platform: SlackPlatform,
+        channel: str,
+        thread_ts: str,
+        recipient_user_id: str,
+        recipient_team_id: str | None,
+    ) -> None:
+        self._platform = platform
+        self._outbox = platform.outbox
+        self._channel = channel
+        self._thread_ts = thread_ts
+        self._recipient = {"recipient_user_id": recipient_user_id}
+        if recipient_team_id:
+            self._recipient["recipient_team_id"] = recipient_team_id
+        self._splitter = MessageSplitter(SLACK_TEXT_LIMIT)
+        self._streaming = platform.streaming_supported
+        self._ts: list[str] = []  # one Slack message per segment
+        self._sent: list[str] = []  # what each message shows (or has streamed) so far
+        self._stopped: set[int] = set()  # streams already stopped
+        self._flusher: asyncio.Task[None] | None = None
+        self._dirty = asyncio.Event()
+
+    async def append(self, delta: str) -> None:
+        self._splitter.feed(delta)
+        self._dirty.set()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self._flush(final=False)
+            except Exception:
+                log.exception("streaming a reply to %s failed", self._channel)
+            await asyncio.sleep(self._platform.flush_interval_s)
+
+    async def _stop_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
+    async def finish(self, footer: str) -> None:
+        await self._stop_flusher()
+        self._splitter.finish()
+        await self._flush(final=True, footer=footer)
+
+    async def fail(self, message: str) -> None:
+        await self._stop_flusher()
+        self._splitter.finish()
+        await self._flush(final=True, footer=message)
+
+    async def _flush(self, *, final: bool, footer: str | None = None) -> None:
+        if self._streaming:
+            try:
+                await self._flush_stream(final, footer)
+                return
+            except SlackApiError as exc:
+                error = str(exc.response.get("error", ""))
+                if error in STREAMING_UNAVAILABLE:
+                    self._platform.streaming_supported = False
+                log.info("Slack streaming unavailable (%s); falling back to chat.update", error)
+                self._streaming = False
+        await self._flush_updates(final, footer)
+
+    async def _flush_stream(self, final: bool, footer: str | None) -> None:
+        segments = list(self._splitter.segments)  # committed text only: it never changes
+        for index, text in enumerate(segments):
+            if not text and not final:
+                continue
+            if index == len(self._ts):
+                response = await self._outbox.call(
+                    "chat.startStream",
+                    channel=self._channel,
+                    thread_ts=self._thread_ts,
+                    markdown_text=text or "…",
+                    **self._recipient,
+                )
+                self._ts.append(str(response["ts"]))
+                self._sent.append(text or "…")
+            elif text != self._sent[index]:
+                await self._outbox.call(
+                    "chat.appendStream",
+                    channel=self._channel,
+                    ts=self._ts[index],
+                    markdown_text=text[len(self._sent[index]) :],
+                )
+                self._sent[index] = text
+            is_last = index == len(segments) - 1
+            if (not is_last or final) and index not in self._stopped:
+                extra: dict[str, Any] = {}
+                if is_last and footer:
+                    extra["blocks"] = [{"type": "context", "elements": [_mrkdwn(footer)]}]
+                await self._outbox.call(
+                    "chat.stopStream", channel=self._channel, ts=self._ts[index], **extra
+                )
+                self._stopped.add(index)
+
+    async def _flush_updates(self, final: bool, footer: str | None) -> None:
+        shown = self._splitter.messages()
+        pending: list[asyncio.Future[None]] = []
+        for index, text in enumerate(shown):
+            is_last = index == len(shown) - 1
+            blocks = reply_blocks(text, footer if (final and is_last) else None)
+            if index >= len(self._ts):
+                response = await self._outbox.post(
+                    channel=self._channel,
+                    thread_ts=self._thread_ts,
+                    text=text or "…",
+                    blocks=blocks,
+                )
+                self._ts.append(str(response["ts"]))
+                self._sent.append(text)
+            elif text != self._sent[index] or (final and is_last):
+                pending.append(
+                    self._outbox.update(
+                        self._channel,
+                        self._ts[index],
+                        text=text or "…",
+                        blocks=blocks,
+                        urgent=final,
+                    )
+                )
+                self._sent[index] = text
+        if final:
+            for future in pending:
+                with contextlib.suppress(Exception):
+                    await future
+
+
+def _mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text}
+
+
+class SlackPlatform:
+    """Implements core.ports.Platform for one Slack workspace token."""
+
+    name = "slack"
+
+    def __init__(
+        self,
+        outbox: SlackOutbox,
+        challenges: ChallengeLibrary,
+        *,
+        team_id: str | None = None,
+        streaming: bool = True,
+        flush_interval_s: float = 1.0,
+    ) -> None:
+        self.outbox = outbox
+        self.challenges = challenges
+        self.team_id = team_id
+        self.streaming_supported = streaming
+        self.flush_interval_s = flush_interval_s
+
+    @staticmethod
+    def _where(interview: Interview) -> tuple[str, str]:
+        data = interview.platform_data
+        return str(data["channel"]), str(data["thread_ts"])
+
+    async def open_room(
+        self, interview: Interview, challenge: Challenge, view: CounterView
+    ) -> None:
+        opened = await self.outbox.call(
+            "conversations.open", users=f"{interview.candidate_id},{interview.interviewer_id}"
+        )
+        channel = str(opened["channel"]["id"])
+        root = await self.outbox.post(
+            channel=channel, text=counter_summary(view), blocks=root_blocks(challenge, view)
+        )
+        ts = str(root["ts"])
+        interview.room_key = room_key(channel, ts)
+        interview.platform_data = {"channel": channel, "thread_ts": ts}
+
+    async def _root_blocks(self, interview: Interview, view: CounterView) -> list[Block]:
+        try:
+            challenge = await self.challenges.get(interview.workspace_id, interview.challenge_slug)
+        except Exception:
+            return [*counter_blocks(view), *control_blocks(view)]
+        return root_blocks(challenge, view)
+
+    async def show_counter(
+        self, interview: Interview, view: CounterView, *, urgent: bool = True
+    ) -> None:
+        channel, ts = self._where(interview)
+        self.outbox.update(
+            channel,
+            ts,
+            urgent=urgent,
+            text=counter_summary(view),
+            blocks=await self._root_blocks(interview, view),
+        )
+
+    async def post_notice(self, interview: Interview, text: str) -> None:
+        channel, ts = self._where(interview)
+        await self.outbox.post(channel=channel, thread_ts=ts, text=text)
+
+    def reply_writer(self, interview: Interview, turn: Turn) -> SlackReply:
+        channel, ts = self._where(interview)
+        return SlackReply(self, channel, ts, interview.candidate_id, self.team_id)
+
+    async def close_room(self, interview: Interview, view: CounterView, note: str) -> None:
+        channel, ts = self._where(interview)
+        final = self.outbox.update(
+            channel,
+            ts,
+            urgent=True,
+            text=counter_summary(view),
+            blocks=await self._root_blocks(interview, view),
+        )
+        await self.outbox.post(channel=channel, thread_ts=ts, text=f"🏁 {note}")
+        with contextlib.suppress(Exception):
+            await final
+
+    async def post_to_channel(self, workspace: Workspace, channel_id: str, text: str) -> None:
+        await self.outbox.post(channel=channel_id, text=text)
+
+    async def send_dm(self, workspace: Workspace, user_id: str, text: str) -> None:
+        opened = await self.outbox.call("conversations.open", users=user_id)
+        await self.outbox.post(channel=str(opened["channel"]["id"]), text=text)
+
+    async def upload_file(
+        self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
+    ) -> None:
+        await self.outbox.client.files_upload_v2(
+            channel=channel_id, content=content, filename=filename, title=title
+        )
+
+
+def room_key(channel: str, thread_ts: str) -> str:
+    """How a thread message finds its interview."""
+    return f"{channel}:{thread_ts}"
