@@ -87,8 +87,13 @@ class InterviewService:
         time_limit_s: int | None = None,
         token_budget: int | None = None,
         challenge_slug: str | None = None,
+        platform_data: dict[str, Any] | None = None,
     ) -> Interview:
-        """Open the private conversation, post challenge and counter, start the clock."""
+        """Open the private conversation, post challenge and counter, start the clock.
+
+        ``platform_data`` seeds what the adapter needs to open the room (e.g. the parent
+        channel of a Discord thread).
+        """
         _require_interviewer(actor)
         if token_budget is not None and token_budget < MIN_TOKEN_BUDGET:
             raise InvalidInput(
@@ -117,6 +122,7 @@ class InterviewService:
             time_limit_s=time_limit_s or self.config.time_limit_s,
             token_budget=token_budget or self.config.token_budget,
             created_at=now,
+            platform_data=dict(platform_data or {}),
         )
         await self.store.add_interview(interview, self._event(interview, actor, "created"))
         platform = self._platform(interview)
@@ -482,7 +488,10 @@ class InterviewService:
             for warning in warnings:
                 await self._notice(interview, f"⚠️ {warning.message}")
         challenge = challenge or await self._challenge(interview)
+        before = dict(interview.platform_data)
         await self._show_counter(interview, self._view(interview, challenge))
+        if interview.platform_data != before:  # e.g. the adapter re-posted the counter
+            await self.store.save_interview(interview)
         self._arm(interview)
 
     async def _finish(

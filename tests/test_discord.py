@@ -1,0 +1,354 @@
+"""The Discord adapter end to end: the real discord.py client against a fake Discord (REST +
+gateway) and a fake OpenAI server, through the bot's real runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest_asyncio
+
+from adapters.discord import views
+from adapters.discord.platform import COUNTER_MAX_AGE_S
+from adapters.discord.runner import DiscordAdapter
+from bot.app import BotRuntime
+from bot.settings import Settings, load_settings
+from core.clock import ManualClock
+from core.models import EndReason, Interview, Status
+from core.service import InterviewService
+from tests.fakes.discord_server import FakeDiscord, SeedIds
+from tests.fakes.openai_server import FakeOpenAI
+
+
+@dataclass
+class DiscordWorld:
+    discord: FakeDiscord
+    openai: FakeOpenAI
+    ids: SeedIds
+    stranger: int
+    settings: Settings
+    clock: ManualClock
+    runtime: BotRuntime
+    adapter: DiscordAdapter
+
+    @property
+    def service(self) -> InterviewService:
+        assert self.runtime.service is not None
+        return self.runtime.service
+
+    @property
+    def interviewer(self) -> int:
+        return self.ids.admin_id  # has the Admin role with Manage Server
+
+    @property
+    def candidate(self) -> int:
+        return self.ids.member_id
+
+    async def slash(self, sub: str, user: int, **options: Any) -> dict[str, Any]:
+        """Run ``/interview <sub>``; return the bot's first follow-up (its answer)."""
+        group = None
+        if sub.startswith("config "):
+            group, sub = "config", sub.split()[1]
+        iid = await self.discord.send_slash_command(
+            self.ids.guild_id,
+            self.ids.channel_id,
+            user,
+            subcommand=sub,
+            group=group,
+            options=options,
+        )
+        first = await self.discord.wait_interaction_response(iid, timeout=5)
+        assert first["kind"] == "callback" and first["data"]["flags"] & 64  # ephemeral defer
+        await self.discord.wait_for(
+            lambda: any(e["kind"] == "followup" for e in self.discord.interaction_responses[iid]),
+            timeout=10,
+        )
+        return next(e for e in self.discord.interaction_responses[iid] if e["kind"] == "followup")
+
+    async def click(self, custom_id: str, interview: Interview, user: int) -> list[dict[str, Any]]:
+        thread = int(interview.platform_data["thread"])
+        iid = await self.discord.send_component_click(
+            custom_id,
+            int(interview.platform_data["counter_message"]),
+            thread,
+            user,
+            self.ids.guild_id,
+        )
+        await self.discord.wait_interaction_response(iid, timeout=5)
+        await self.settle()
+        return [e for e in self.discord.interaction_responses[iid] if e["kind"] == "followup"]
+
+    async def settle(self) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.1)
+            await self.service.settle()
+
+    async def turns_settled(self, interview: Interview, count: int) -> None:
+        """Wait until ``count`` turns are stored and none is still being answered."""
+        deadline = time.monotonic() + 10
+        while True:
+            turns = await self.service.store.list_turns(interview.id)
+            if len(turns) >= count and all(
+                t.status.value not in ("pending", "streaming") for t in turns
+            ):
+                return
+            assert time.monotonic() < deadline, "turns not settled"
+            await asyncio.sleep(0.05)
+
+    async def eventually(self, condition: Callable[[], bool], within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached"
+            await asyncio.sleep(0.05)
+
+    def thread_messages(self, interview: Interview) -> list[dict[str, Any]]:
+        return self.discord.channel_messages(int(interview.platform_data["thread"]))
+
+
+async def start_runtime(
+    settings: Settings, clock: ManualClock, wall: Callable[[], float] = time.time
+) -> tuple[BotRuntime, DiscordAdapter]:
+    adapters: list[DiscordAdapter] = []
+
+    def factory(service: InterviewService) -> DiscordAdapter:
+        adapter = DiscordAdapter(
+            settings, service, edit_interval_s=0.05, client_options={"guild_ready_timeout": 0.05}
+        )
+        adapter.platform.wall_clock = wall
+        adapters.append(adapter)
+        return adapter
+
+    runtime = BotRuntime(settings, {"discord": factory}, clock=clock)
+    await runtime.start()
+    await asyncio.wait_for(adapters[0].wait_ready(), 10)
+    return runtime, adapters[0]
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
+    original_base = discord.http.Route.BASE
+    async with FakeDiscord() as fake, FakeOpenAI(tokens_per_chunk=3) as openai:
+        ids = fake.seed()
+        stranger = fake.add_member(ids.guild_id, username="sam")
+        settings = load_settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/discord.db",
+            discord_bot_token="test-token",
+            discord_api_base=fake.api_base,
+            discord_guild_ids=str(ids.guild_id),
+            openai_api_key="sk-test",
+            openai_base_url=openai.base_url,
+            llm_max_retries=0,
+            http_host="127.0.0.1",
+            http_port=0,
+        )
+        clock = ManualClock()
+        runtime, adapter = await start_runtime(settings, clock)
+        world = DiscordWorld(fake, openai, ids, stranger, settings, clock, runtime, adapter)
+        try:
+            yield world
+        finally:
+            await world.runtime.stop()  # the current one: a test may have restarted it
+            discord.http.Route.BASE = original_base
+
+
+async def open_interview(world: DiscordWorld, **options: Any) -> Interview:
+    reply = await world.slash(
+        "start", world.interviewer, candidate=world.candidate, challenge="two-sum", **options
+    )
+    assert reply["data"]["content"].startswith("Started `two-sum`"), reply
+    (interview,) = await world.service.store.list_open()
+    return interview
+
+
+async def test_whole_flow_start_chat_extend_exhaust_lock(world: DiscordWorld) -> None:
+    sync = world.discord.calls_matching(
+        "PUT", rf"/applications/\d+/guilds/{world.ids.guild_id}/commands"
+    )
+    assert sync, "commands are synced to the configured guild"
+    assert world.discord.identify_payloads[0]["intents"] & (1 << 15)  # message content
+
+    interview = await open_interview(world, minutes=90, tokens=4000)
+    thread_id = int(interview.platform_data["thread"])
+    thread = world.discord.threads[thread_id]
+    assert thread["type"] == 12 and thread["thread_metadata"]["invitable"] is False
+    assert thread["parent_id"] == str(world.ids.channel_id)
+    assert set(world.discord.thread_members(thread_id)) >= {world.candidate, world.interviewer}
+    first, counter = world.thread_messages(interview)[:2]
+    assert "Two Sum" in first["embeds"][0]["title"]
+    assert "<t:" in str(counter["embeds"][0]) and counter["components"]
+    custom_ids = {c["custom_id"] for row in counter["components"] for c in row["components"]}
+    assert custom_ids == {views.EXTEND_TIME, views.EXTEND_TOKENS, views.PAUSE, views.END}
+
+    world.openai.chunk_delay = 0.02
+    world.openai.replies.append("Use a dict.\n```python\nseen = {}\n```\nThen one pass.")
+    await world.discord.send_message(thread_id, world.candidate, "How do I start?")
+    await world.eventually(
+        lambda: any(
+            "-# " in m["content"] and "Then one pass." in m["content"]
+            for m in world.thread_messages(interview)
+        )
+    )
+    reply = next(m for m in world.thread_messages(interview) if "Then one pass." in m["content"])
+    assert reply["edit_count"] >= 1  # it filled in by edits
+    assert "tokens this turn" in reply["content"]
+    stored = await world.service.store.get_interview(interview.id)
+    assert stored is not None and stored.tokens_used > 0
+    await world.eventually(
+        lambda: (
+            f"{stored.tokens_used:,} / 4,000" in str(world.thread_messages(interview)[1]["embeds"])
+        )
+    )
+
+    assert await world.click(views.EXTEND_TIME, interview, world.interviewer) == []
+    stored = await world.service.store.get_interview(interview.id)
+    assert stored is not None and stored.extra_time_s == 600
+
+    world.openai.chunk_delay = 0.0
+    for i in range(25):
+        await world.discord.send_message(thread_id, world.candidate, f"Tell me more, part {i}")
+        await world.turns_settled(interview, i + 2)
+        await world.settle()
+        stored = await world.service.store.get_interview(interview.id)
+        assert stored is not None and stored.tokens_used <= 4000
+        if stored.status is Status.ENDED:
+            break
+    assert stored.end_reason is EndReason.TOKENS_EXHAUSTED
+    await world.eventually(lambda: world.discord.threads[thread_id]["thread_metadata"]["locked"])
+    assert world.discord.threads[thread_id]["thread_metadata"]["archived"]
+    messages = world.thread_messages(interview)
+    assert any("The token budget is used up" in m["content"] for m in messages)
+    assert messages[1]["components"] == []  # final counter without buttons
+    assert world.discord.rate_limited == 0
+
+
+async def test_replayed_message_is_answered_once(world: DiscordWorld) -> None:
+    interview = await open_interview(world)
+    thread_id = int(interview.platform_data["thread"])
+    message_id = await world.discord.send_message(thread_id, world.candidate, "What is O(n)?")
+    await world.discord.send_message(
+        thread_id, world.candidate, "What is O(n)?", message_id=message_id
+    )
+    await world.eventually(
+        lambda: any("-# " in m["content"] for m in world.thread_messages(interview))
+    )
+    await world.settle()
+    turns = await world.service.store.list_turns(interview.id)
+    assert len(turns) == 1 and len(world.openai.requests) == 1
+    assert sum("-# " in m["content"] for m in world.thread_messages(interview)) == 1
+
+
+async def test_errors_and_refusals_are_ephemeral_and_change_nothing(world: DiscordWorld) -> None:
+    refused = await world.slash("start", world.stranger, candidate=world.candidate)
+    assert refused["data"]["content"].startswith("❌ Only interviewers")
+    assert refused["data"].get("flags", 0) & 64
+    unknown = await world.slash(
+        "start", world.interviewer, candidate=world.candidate, challenge="nope"
+    )
+    assert "There is no challenge `nope`" in unknown["data"]["content"]
+    tiny = await world.slash("start", world.interviewer, candidate=world.candidate, tokens=10)
+    assert "too small" in tiny["data"]["content"]
+    nothing = await world.slash("extend", world.interviewer, candidate=world.candidate)
+    assert "has no active interview" in nothing["data"]["content"]
+    assert await world.service.store.list_open() == []
+    assert world.discord.threads == {}
+
+    interview = await open_interview(world)
+    again = await world.slash("start", world.interviewer, candidate=world.candidate)
+    assert "already has an active interview" in again["data"]["content"]
+    no_amount = await world.slash("extend", world.interviewer, candidate=world.candidate)
+    assert "Say how much to add" in no_amount["data"]["content"]
+    # Only the candidate and the interviewer can see the private thread and its buttons.
+    for button in (views.EXTEND_TIME, views.EXTEND_TOKENS, views.PAUSE, views.END):
+        (refusal,) = await world.click(button, interview, world.candidate)
+        assert refusal["data"]["content"].startswith("❌") and refusal["data"]["flags"] & 64
+    stored = await world.service.store.get_interview(interview.id)
+    assert stored is not None and stored.status is Status.ACTIVE and stored.extra_time_s == 0
+    assert len(await world.service.store.list_open()) == 1
+
+
+async def test_commands_pause_resume_status_config(world: DiscordWorld) -> None:
+    interview = await open_interview(world)
+    paused = await world.slash("pause", world.interviewer, candidate=world.candidate)
+    assert paused["data"]["content"] == f"Paused <@{world.candidate}>'s interview."
+    await world.eventually(
+        lambda: views.RESUME in str(world.thread_messages(interview)[1]["components"])
+    )
+    status = await world.slash("status", world.interviewer)
+    assert "paused" in status["data"]["content"]
+    assert (await world.click(views.RESUME, interview, world.interviewer)) == []
+    extended = await world.slash(
+        "extend", world.interviewer, candidate=world.candidate, tokens=5000
+    )
+    assert extended["data"]["content"].startswith("Extended")
+    role = await world.slash("config role", world.interviewer, role=world.ids.admin_role_id)
+    assert "Interviewers" in role["data"]["content"]
+    channel = await world.slash(
+        "config interview_channel", world.interviewer, channel=world.ids.channel_id
+    )
+    assert "Interview threads will open under" in channel["data"]["content"]
+    tz = await world.slash("config timezone", world.interviewer, timezone="Europe/Berlin")
+    assert "Europe/Berlin" in tz["data"]["content"]
+    workspace = await world.service.store.get_or_create_workspace(
+        "discord", str(world.ids.guild_id)
+    )
+    assert workspace.settings["timezone"] == "Europe/Berlin"
+    listed = await world.slash("challenges", world.stranger)
+    assert "`two-sum`" in listed["data"]["content"]
+    ended = await world.slash("end", world.interviewer, candidate=world.candidate)
+    assert ended["data"]["content"].startswith("Ended")
+
+
+async def test_buttons_keep_working_after_a_restart(world: DiscordWorld) -> None:
+    interview = await open_interview(world)
+    await world.runtime.stop()
+    world.runtime, world.adapter = await start_runtime(world.settings, world.clock)
+    assert await world.click(views.PAUSE, interview, world.interviewer) == []
+    stored = await world.service.store.get_interview(interview.id)
+    assert stored is not None and stored.status is Status.PAUSED
+
+
+async def test_counter_keeps_working_through_a_three_hour_session(world: DiscordWorld) -> None:
+    offset = [0.0]
+    await world.runtime.stop()
+    world.runtime, world.adapter = await start_runtime(
+        world.settings, world.clock, wall=lambda: time.time() + offset[0]
+    )
+    interview = await open_interview(world, minutes=210)
+    thread_id = int(interview.platform_data["thread"])
+    counters_seen = {interview.platform_data["counter_message"]}
+    for _ in range(4):  # 4 x 50 minutes of wall time
+        offset[0] += COUNTER_MAX_AGE_S + 60
+        world.discord.advance_clock(COUNTER_MAX_AGE_S + 60)
+        world.clock.advance(COUNTER_MAX_AGE_S + 60)
+        await world.service.settle()
+        await world.slash("extend", world.interviewer, candidate=world.candidate, minutes=1)
+        await world.settle()
+        stored = await world.service.store.get_interview(interview.id)
+        assert stored is not None
+        counters_seen.add(stored.platform_data["counter_message"])
+        live = [
+            m
+            for m in world.discord.channel_messages(thread_id)
+            if m["embeds"] and "Tokens" in str(m["embeds"])
+        ]
+        assert [str(m["id"]) for m in live] == [stored.platform_data["counter_message"]]
+    assert len(counters_seen) == 5  # re-posted every time it would have aged out
+    # the deadline passes 51 minutes after the last re-post: the final counter is re-posted too
+    offset[0] += COUNTER_MAX_AGE_S + 60
+    world.discord.advance_clock(COUNTER_MAX_AGE_S + 60)
+    world.clock.advance(COUNTER_MAX_AGE_S + 60)
+    await world.settle()
+    stored = await world.service.store.get_interview(interview.id)
+    assert stored is not None and stored.end_reason is EndReason.TIME_UP
+    final = [m for m in world.discord.channel_messages(thread_id) if "Tokens" in str(m["embeds"])]
+    assert (
+        len(final) == 1 and "finished" in str(final[0]["embeds"]) and final[0]["components"] == []
+    )
+    assert world.discord.threads[thread_id]["thread_metadata"]["locked"]
+    edits = world.discord.calls_matching("PATCH", rf"/channels/{thread_id}/messages/\d+")
+    assert edits and all(call.status < 400 for call in edits)
