@@ -12,6 +12,8 @@ from typing import Protocol
 from aiohttp import web
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from adapters.discord.runner import DiscordAdapter, DiscordConfig
+from adapters.slack.runner import SlackAdapter, SlackConfig
 from bot.http import build_http_app
 from bot.settings import Settings
 from core.clock import Clock, SystemClock
@@ -107,17 +109,41 @@ def build_service(
     )
 
 
+def slack_config(settings: Settings) -> SlackConfig:
+    assert settings.slack_bot_token is not None
+    return SlackConfig(
+        bot_token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        app_token=settings.slack_app_token,
+        api_url=settings.slack_api_url,
+        interviewers=frozenset(
+            u.strip() for u in settings.slack_interviewers.split(",") if u.strip()
+        ),
+    )
+
+
+def discord_config(settings: Settings) -> DiscordConfig:
+    assert settings.discord_bot_token is not None
+    return DiscordConfig(
+        bot_token=settings.discord_bot_token,
+        api_base=settings.discord_api_base,
+        guild_ids=tuple(
+            int(g) for g in settings.discord_guild_ids.replace(" ", "").split(",") if g
+        ),
+        interview_channel=settings.discord_interview_channel,
+        interviewer_role=settings.discord_interviewer_role,
+    )
+
+
 def adapter_factories(settings: Settings) -> dict[str, AdapterFactory]:
     """One factory per platform whose credentials are set."""
     factories: dict[str, AdapterFactory] = {}
     if settings.slack_enabled:
-        from adapters.slack.runner import SlackAdapter
-
-        factories["slack"] = lambda service: SlackAdapter(settings, service)
+        config = slack_config(settings)
+        factories["slack"] = lambda service: SlackAdapter(config, service)
     if settings.discord_enabled:
-        from adapters.discord.runner import DiscordAdapter
-
-        factories["discord"] = lambda service: DiscordAdapter(settings, service)
+        discord = discord_config(settings)
+        factories["discord"] = lambda service: DiscordAdapter(discord, service)
     return factories
 
 

@@ -61,12 +61,19 @@ def test_secrets_stay_out_of_reprs_and_logs(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret-value")
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-another-secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-secret-value")
     settings = load_settings()
     assert "sk-very-secret-value" not in repr(settings) + str(settings.model_dump())
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
     configure_logging("DEBUG", (settings.openai_api_key, settings.slack_bot_token))
-    logging.getLogger("test").debug(
-        "calling with key %s and %s", "sk-very-secret-value", "xoxb-another-secret"
-    )
+    try:
+        logging.getLogger("test").debug(
+            "calling with key %s and %s", "sk-very-secret-value", "xoxb-another-secret"
+        )
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
     err = capsys.readouterr().err
     assert "calling with key *** and ***" in err
     assert "secret" not in err.replace("***", "")
@@ -125,3 +132,35 @@ async def test_health_waits_for_database_and_adapters_then_serves_metrics(clean_
     finally:
         await runtime.stop()
     assert not adapter.started
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL:"),
+        ("HTTP_PORT", "70000", "HTTP_PORT:"),
+        ("DEFAULT_TOKEN_BUDGET", "lots", "DEFAULT_TOKEN_BUDGET:"),
+        ("TIMEZONE", "Mars/Base", "TIMEZONE:"),
+        ("DISCORD_GUILD_IDS", "123,abc", "DISCORD_GUILD_IDS:"),
+        ("SLACK_BOT_TOKEN", "xoxb-1", "SLACK_SIGNING_SECRET is required"),
+        ("LLM_TOKEN_PARAM", "max_length", "LLM_TOKEN_PARAM:"),
+    ],
+)
+def test_each_bad_setting_is_named(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("invalid configuration:") and expected in line
+    assert value not in line or variable != "SLACK_BOT_TOKEN"
+
+
+def test_run_names_the_adapters_it_starts(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "d")
+    from bot.app import adapter_factories
+
+    assert list(adapter_factories(load_settings())) == ["slack", "discord"]

@@ -16,7 +16,7 @@ import pytest_asyncio
 from adapters.discord import views
 from adapters.discord.platform import COUNTER_MAX_AGE_S
 from adapters.discord.runner import DiscordAdapter
-from bot.app import BotRuntime
+from bot.app import BotRuntime, discord_config
 from bot.settings import Settings, load_settings
 from core.clock import ManualClock
 from core.models import EndReason, Interview, Status
@@ -117,7 +117,10 @@ async def start_runtime(
 
     def factory(service: InterviewService) -> DiscordAdapter:
         adapter = DiscordAdapter(
-            settings, service, edit_interval_s=0.05, client_options={"guild_ready_timeout": 0.05}
+            discord_config(settings),
+            service,
+            edit_interval_s=0.05,
+            client_options={"guild_ready_timeout": 0.05},
         )
         adapter.platform.wall_clock = wall
         adapters.append(adapter)
@@ -352,3 +355,71 @@ async def test_counter_keeps_working_through_a_three_hour_session(world: Discord
     assert world.discord.threads[thread_id]["thread_metadata"]["locked"]
     edits = world.discord.calls_matching("PATCH", rf"/channels/{thread_id}/messages/\d+")
     assert edits and all(call.status < 400 for call in edits)
+
+
+async def test_challenge_option_autocompletes(world: DiscordWorld) -> None:
+    iid = await world.discord.send_autocomplete(
+        world.ids.guild_id,
+        world.ids.channel_id,
+        world.interviewer,
+        "interview",
+        "start",
+        {"candidate": world.candidate, "challenge": "cache"},
+        "challenge",
+    )
+    response = await world.discord.wait_interaction_response(iid, timeout=5)
+    assert response["type"] == 8  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
+    assert response["data"]["choices"] == [{"name": "LRU Cache (medium)", "value": "lru-cache"}]
+
+
+async def test_interviewer_role_from_the_environment_by_name(tmp_path: Path) -> None:
+    original_base = discord.http.Route.BASE
+    async with FakeDiscord() as fake, FakeOpenAI() as openai:
+        ids = fake.seed()
+        role = fake.add_role(ids.guild_id, "Hiring Team")
+        recruiter = fake.add_member(ids.guild_id, username="rita", roles=[role])
+        settings = load_settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/role.db",
+            discord_bot_token="test-token",
+            discord_api_base=fake.api_base,
+            discord_guild_ids=str(ids.guild_id),
+            discord_interviewer_role="Hiring Team",
+            discord_interview_channel="interviews",
+            openai_base_url=openai.base_url,
+            openai_api_key="sk-test",
+        )
+        runtime, adapter = await start_runtime(settings, ManualClock())
+        world = DiscordWorld(fake, openai, ids, 0, settings, ManualClock(), runtime, adapter)
+        try:
+            reply = await world.slash("start", recruiter, candidate=ids.member_id)
+            assert reply["data"]["content"].startswith("Started"), reply
+            (interview,) = await world.service.store.list_open()
+            assert interview.interviewer_id == str(recruiter)
+            assert interview.platform_data["parent_channel"] == str(ids.channel_id)
+        finally:
+            await runtime.stop()
+            discord.http.Route.BASE = original_base
+
+
+async def test_long_replies_continue_in_further_messages_with_code_intact(
+    world: DiscordWorld,
+) -> None:
+    interview = await open_interview(world, tokens=50_000)
+    code = "".join(f"    total += values[{i}] * weights[{i}]\n" for i in range(150))
+    world.openai.replies.append(
+        f"Here you go:\n```python\ndef score(values, weights):\n{code}```\nDone."
+    )
+    await world.discord.send_message(
+        int(interview.platform_data["thread"]), world.candidate, "code?"
+    )
+    await world.eventually(
+        lambda: any(
+            "Done." in m["content"] and "-# " in m["content"]
+            for m in world.thread_messages(interview)
+        )
+    )
+    parts = [m["content"] for m in world.thread_messages(interview) if "weights[" in m["content"]]
+    assert len(parts) >= 3
+    for part in parts:
+        assert len(part) <= 2000 and part.count("```") % 2 == 0
+    assert all(p.startswith("```python\n") for p in parts[1:])

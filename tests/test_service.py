@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from core.errors import Conflict, IllegalTransition, InvalidInput, NotAuthorized
-from core.models import Actor, EndReason, Interview, Status, TurnStatus
+from core.models import Actor, EndReason, Interview, Status, Turn, TurnStatus
 from core.ports import ChatRequest, ChatResult, OnDelta, Usage
 from core.tokens import TokenCounter
 from tests.conftest import CANDIDATE, INTERVIEWER, Engine, make_engine
@@ -403,3 +403,32 @@ async def test_losing_a_start_race_cancels_the_loser_and_closes_its_room(engine:
     assert states in ([("active", "")], [("active", ""), ("ended", "cancelled")])
     opened = [i for i in engine.store.interviews.values() if i.room_key]
     assert len(engine.platform.closed) == len(opened) - 1
+
+
+async def test_recover_answers_messages_stored_before_a_crash(engine: Engine) -> None:
+    interview = await start(engine)
+    pending = Turn(
+        interview_id=interview.id,
+        author_id=CANDIDATE,
+        content="stored, then the process died",
+        platform_message_id="m-crash",
+        created_at=engine.clock.now(),
+    )
+    assert await engine.store.add_turn(pending)
+    await engine.service.recover()
+    await engine.service.settle()
+    (turn,) = await engine.store.list_turns(interview.id)
+    assert turn.status is TurnStatus.ANSWERED and turn.charged_tokens > 0
+    assert len(engine.platform.replies) == 1
+
+
+async def test_adapter_changes_to_platform_data_are_persisted(engine: Engine) -> None:
+    interview = await start(engine)
+
+    async def repost(i: Interview, view: object) -> None:
+        i.platform_data["counter_message"] = "fresh"
+
+    engine.platform.show_counter = repost  # type: ignore[method-assign,assignment]
+    await engine.service.extend(INTERVIEWER, interview.id, seconds=60)
+    stored = await engine.store.get_interview(interview.id)
+    assert stored is not None and stored.platform_data["counter_message"] == "fresh"

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
@@ -18,7 +19,7 @@ import yaml
 
 from adapters.slack import blocks
 from adapters.slack.runner import SlackAdapter
-from bot.app import BotRuntime
+from bot.app import BotRuntime, slack_config
 from bot.settings import Settings, load_settings
 from core.models import EndReason, Status
 from core.service import InterviewService
@@ -142,7 +143,9 @@ async def world(tmp_path: Path) -> AsyncIterator[SlackWorld]:
         adapters: list[SlackAdapter] = []
 
         def factory(service: InterviewService) -> SlackAdapter:
-            adapters.append(SlackAdapter(settings, service, flush_interval_s=0.05, tick_s=3600))
+            adapters.append(
+                SlackAdapter(slack_config(settings), service, flush_interval_s=0.05, tick_s=3600)
+            )
             return adapters[0]
 
         runtime = BotRuntime(settings, {"slack": factory})
@@ -411,7 +414,7 @@ async def fast_world(tmp_path: Path) -> AsyncIterator[SlackWorld]:
         def factory(service: InterviewService) -> SlackAdapter:
             adapters.append(
                 SlackAdapter(
-                    settings,
+                    slack_config(settings),
                     service,
                     outbox_options={"window_s": 2.0},
                     flush_interval_s=0.02,
@@ -515,7 +518,11 @@ async def test_expired_stream_falls_back_to_chat_update(fast_world: SlackWorld) 
     stream = next(m for m in world.slack.thread(channel, root_ts) if m.streaming)
     world.slack.expire_stream(channel, stream.ts)
     await world.wait_for(
-        lambda: "word199" in world.slack.message(channel, stream.ts).text, limit_s=20
+        lambda: (
+            "word199" in world.slack.message(channel, stream.ts).text
+            and "tokens this turn" in json.dumps(world.slack.message(channel, stream.ts).blocks)
+        ),
+        limit_s=20,
     )
     assert "tokens this turn" in json.dumps(world.slack.message(channel, stream.ts).blocks)
     assert world.slack.rate_limited == []
@@ -546,3 +553,87 @@ def test_manifest_declares_the_command_events_and_least_scopes() -> None:
         "users:read",
         "files:write",
     }
+
+
+async def test_socket_mode_when_an_app_token_is_set(tmp_path: Path) -> None:
+    async with FakeSlack() as slack, FakeOpenAI() as openai:
+        settings = slack_settings(tmp_path, slack, openai, slack_app_token="xapp-test")
+        settings = settings.model_copy(update={"slack_signing_secret": None})
+        adapters: list[SlackAdapter] = []
+
+        def factory(service: InterviewService) -> SlackAdapter:
+            adapters.append(
+                SlackAdapter(slack_config(settings), service, flush_interval_s=0.05, tick_s=3600)
+            )
+            return adapters[0]
+
+        runtime = BotRuntime(settings, {"slack": factory})
+        await runtime.start()
+        try:
+            await slack.wait_socket()
+            assert slack.calls_to("apps.connections.open")
+            response_url = slack.new_response_url()
+            command = dict(
+                parse_qsl(
+                    slash_command_body(
+                        text=f"start <@{CANDIDATE}|alice> 30m 20k two-sum",
+                        user_id=INTERVIEWER,
+                        response_url=response_url,
+                    )
+                )
+            )
+            started = time.monotonic()
+            ack = await slack.socket_send("slash_commands", command)
+            assert time.monotonic() - started < 3.0 and ack["envelope_id"]
+            assert runtime.service is not None
+            await adapters[0].settle()
+            (interview,) = await runtime.service.store.list_open()
+            assert slack.responses[response_url.rsplit("/", 1)[1]][0]["text"].startswith("Started")
+            channel, thread_ts = (
+                interview.platform_data["channel"],
+                interview.platform_data["thread_ts"],
+            )
+            event = json.loads(
+                event_body(
+                    message_event(
+                        channel, CANDIDATE, "hi", "1700000900.000100", thread_ts=thread_ts
+                    )
+                )
+            )
+            await slack.socket_send("events_api", event)
+            await slack.socket_send("events_api", event, retry_attempt=1, retry_reason="timeout")
+            deadline = time.monotonic() + 10
+            while len(await runtime.service.store.list_turns(interview.id)) < 1 or not any(
+                "tokens this turn" in json.dumps(m.blocks or [])
+                for m in slack.thread(channel, thread_ts)
+            ):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await adapters[0].settle()
+            assert len(openai.requests) == 1  # the redelivery was not answered again
+        finally:
+            await runtime.stop()
+
+
+async def test_counters_refresh_every_minute_and_every_15_s_at_the_end(world: SlackWorld) -> None:
+    now = [1000.0]
+    world.adapter._monotonic = lambda: now[0]
+    await open_interview(world, f"start <@{CANDIDATE}|alice> 45m 20k two-sum")
+    await world.command(f"start <@{STRANGER}|sam> 4m 20k two-sum")
+    await world.settle()
+
+    async def refreshed() -> set[str]:
+        before = len(world.slack.calls_to("chat.update"))
+        await world.adapter.refresh_counters()
+        await world.adapter.outbox.flush()
+        return {c.params["ts"] for c in world.slack.calls_to("chat.update")[before:]}
+
+    opened = {
+        i.candidate_id: i.platform_data["thread_ts"] for i in await world.service.store.list_open()
+    }
+    assert await refreshed() == {opened[CANDIDATE], opened[STRANGER]}
+    assert await refreshed() == set()
+    now[0] += 16  # the 4-minute interview is in its last 5 minutes: 15 s cadence
+    assert await refreshed() == {opened[STRANGER]}
+    now[0] += 45
+    assert await refreshed() == {opened[CANDIDATE], opened[STRANGER]}

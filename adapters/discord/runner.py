@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import discord
 from aiohttp import web
 from discord import app_commands
+from pydantic import SecretStr
 
 from adapters.discord import views
 from adapters.discord.commands import FAILURE, InterviewCommands
 from adapters.discord.platform import DiscordPlatform
-from bot.settings import Settings
 from core.errors import DomainError, InvalidInput
 from core.models import Actor, Workspace
 from core.service import InterviewService
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    """What the Discord adapter needs from the bot's settings."""
+
+    bot_token: SecretStr
+    api_base: str = "https://discord.com/api/v10"
+    guild_ids: tuple[int, ...] = ()
+    interview_channel: str | None = None  # id or name
+    interviewer_role: str | None = None  # id or name
 
 
 class InterviewBot(discord.AutoShardedClient):
@@ -53,19 +65,15 @@ class DiscordAdapter:
 
     def __init__(
         self,
-        settings: Settings,
+        config: DiscordConfig,
         service: InterviewService,
         *,
         edit_interval_s: float = 1.0,
         client_options: dict[str, Any] | None = None,
     ) -> None:
-        if settings.discord_bot_token is None:
-            raise ValueError("DISCORD_BOT_TOKEN is not set")
-        self.settings = settings
+        self.config = config
         self.service = service
-        self.guild_ids = [
-            int(g) for g in settings.discord_guild_ids.replace(" ", "").split(",") if g
-        ]
+        self.guild_ids = list(config.guild_ids)
         self.client = InterviewBot(self, **(client_options or {}))
         self.platform = DiscordPlatform(
             self.client, self.on_button, edit_interval_s=edit_interval_s
@@ -76,9 +84,8 @@ class DiscordAdapter:
 
     async def start(self) -> None:
         # discord.py builds every URL from this class attribute (set before login).
-        discord.http.Route.BASE = self.settings.discord_api_base.rstrip("/")
-        assert self.settings.discord_bot_token is not None
-        await self.client.login(self.settings.discord_bot_token.get_secret_value())
+        discord.http.Route.BASE = self.config.api_base.rstrip("/")
+        await self.client.login(self.config.bot_token.get_secret_value())
         self._connection = asyncio.create_task(self.client.connect(reconnect=True))
 
     def is_ready(self) -> bool:
@@ -120,7 +127,7 @@ class DiscordAdapter:
             return True
         wanted = {
             workspace.settings.get("interviewer_role"),
-            self.settings.discord_interviewer_role,
+            self.config.interviewer_role,
         }
         wanted.discard(None)
         return any(str(role.id) in wanted or role.name in wanted for role in user.roles)
@@ -132,7 +139,7 @@ class DiscordAdapter:
         guild = interaction.guild
         for wanted in (
             workspace.settings.get("interview_channel"),
-            self.settings.discord_interview_channel,
+            self.config.interview_channel,
         ):
             if not wanted:
                 continue

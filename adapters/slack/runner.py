@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from pydantic import SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -16,7 +19,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.listeners import register_listeners
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.platform import SlackPlatform
-from bot.settings import Settings
 from core.models import Actor, Status, Workspace
 from core.service import InterviewService
 
@@ -25,51 +27,57 @@ log = logging.getLogger(__name__)
 ADMIN_CACHE_S = 600.0
 
 
+@dataclass(frozen=True)
+class SlackConfig:
+    """What the Slack adapter needs from the bot's settings."""
+
+    bot_token: SecretStr
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None  # Socket Mode when set
+    api_url: str = "https://slack.com/api/"
+    interviewers: frozenset[str] = frozenset()
+
+
 class SlackAdapter:
     """Connects one Slack app (one bot token) to the interview service."""
 
     def __init__(
         self,
-        settings: Settings,
+        config: SlackConfig,
         service: InterviewService,
         *,
         outbox_options: dict[str, Any] | None = None,
         tick_s: float = 15.0,
         flush_interval_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if settings.slack_bot_token is None:
-            raise ValueError("SLACK_BOT_TOKEN is not set")
-        self.settings = settings
+        self.config = config
         self.service = service
         self.client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+            token=config.bot_token.get_secret_value(), base_url=config.api_url
         )
         self.outbox = SlackOutbox(self.client, **(outbox_options or {}))
         self.platform = SlackPlatform(
             self.outbox, service.challenges, flush_interval_s=flush_interval_s
         )
-        socket_mode = settings.slack_app_token is not None
-        if not socket_mode and settings.slack_signing_secret is None:
+        socket_mode = config.app_token is not None
+        if not socket_mode and config.signing_secret is None:
             raise ValueError(
                 "set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)"
             )
         self.app = AsyncApp(
             client=self.client,
             signing_secret=(
-                settings.slack_signing_secret.get_secret_value()
-                if settings.slack_signing_secret
-                else None
+                config.signing_secret.get_secret_value() if config.signing_secret else None
             ),
             request_verification_enabled=not socket_mode,
             process_before_response=False,
         )
-        self.env_interviewers = {
-            u.strip() for u in settings.slack_interviewers.split(",") if u.strip()
-        }
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
         self._socket: AsyncSocketModeHandler | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tick_s = tick_s
+        self._monotonic = monotonic
         self._last_tick: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ready = False
@@ -80,9 +88,9 @@ class SlackAdapter:
     async def start(self) -> None:
         identity = await self.client.auth_test()  # fails fast on a wrong token or URL
         self.platform.team_id = str(identity.get("team_id") or "") or None
-        if self.settings.slack_app_token is not None:
+        if self.config.app_token is not None:
             self._socket = AsyncSocketModeHandler(
-                self.app, self.settings.slack_app_token.get_secret_value()
+                self.app, self.config.app_token.get_secret_value()
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack: Socket Mode connected")
@@ -129,7 +137,7 @@ class SlackAdapter:
 
     async def actor(self, workspace: Workspace, user_id: str) -> Actor:
         """Interviewers: SLACK_INTERVIEWERS, the configured list, workspace admins and owners."""
-        configured = set(workspace.settings.get("interviewers", [])) | self.env_interviewers
+        configured = set(workspace.settings.get("interviewers", [])) | self.config.interviewers
         if user_id in configured:
             return Actor(user_id, is_interviewer=True)
         return Actor(user_id, is_interviewer=await self._is_admin(workspace.external_id, user_id))
@@ -167,7 +175,7 @@ class SlackAdapter:
         The counter shows an absolute "ends at" time too, so a delayed refresh never
         misleads; edits are coalesced by the outbox, so many interviews stay within limits.
         """
-        now = time.monotonic()
+        now = self._monotonic()
         for interview in await self.service.store.list_open():
             if interview.platform != "slack" or interview.status is not Status.ACTIVE:
                 continue

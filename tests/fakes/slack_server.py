@@ -50,6 +50,7 @@ a response URL accepts ``response_url_max_uses`` (5) posts within ``response_url
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
@@ -449,8 +450,14 @@ class FakeSlack:
         trigger_ttl: float = 3.0,
         response_url_max_uses: int = 5,
         response_url_ttl: float = 1800.0,
+        app_token: str = "xapp-test",
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: dict[str, dict[str, Any]] = {}
+        self._socket_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._socket_connected = asyncio.Event()
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -528,6 +535,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{key}", self._handle_upload)
         app.router.add_post("/response/{rid}", self._handle_response_url)
+        app.router.add_get("/socket-mode", self._handle_socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -536,6 +544,8 @@ class FakeSlack:
 
     async def stop(self) -> None:
         """Stop listening (idempotent)."""
+        for socket in list(self.sockets):
+            await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -769,6 +779,8 @@ class FakeSlack:
         token = header[7:].strip() if header.startswith("Bearer ") else body_token
         self.calls.append(Call(method, params, self._clock()))
 
+        if method == "apps.connections.open":
+            return self._apps_connections_open(token)
         handler = self._handlers.get(method)
         if handler is None or (method in STREAM_METHODS and not self.streaming_enabled):
             return self._error("unknown_method", req_method=method)
@@ -792,6 +804,76 @@ class FakeSlack:
         except _ApiError as exc:
             return self._error(exc.error, scoped=True, **exc.extra)
         return web.json_response({"ok": True, **body}, headers={"X-OAuth-Scopes": self.scopes})
+
+    # ------------------------------------------------------------------ Socket Mode
+
+    def _apps_connections_open(self, token: str | None) -> web.Response:
+        """Socket Mode: only the app-level token may open a connection."""
+        if not token:
+            return self._error("not_authed")
+        if token != self.app_token:
+            return self._error(
+                "not_allowed_token_type" if token.startswith("xoxb-") else "invalid_auth"
+            )
+        url = f"ws://127.0.0.1:{self.port}/socket-mode?ticket={secrets.token_hex(8)}"
+        return web.json_response({"ok": True, "url": url})
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(autoping=True)
+        await socket.prepare(request)
+        self.sockets.append(socket)
+        await socket.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self.sockets),
+                "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": self.app_id},
+            }
+        )
+        self._socket_connected.set()
+        try:
+            async for frame in socket:
+                if frame.type != web.WSMsgType.TEXT:
+                    continue
+                ack = json.loads(frame.data)
+                envelope_id = str(ack.get("envelope_id", ""))
+                self.socket_acks[envelope_id] = ack
+                waiter = self._socket_waiters.pop(envelope_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(ack)
+        finally:
+            self.sockets.remove(socket)
+        return socket
+
+    async def wait_socket(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until an app has connected over Socket Mode."""
+        await asyncio.wait_for(self._socket_connected.wait(), timeout)
+
+    async def socket_send(
+        self,
+        envelope_type: str,
+        payload: Mapping[str, Any],
+        *,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        ack_timeout: float = 3.0,
+    ) -> dict[str, Any]:
+        """Deliver an envelope (``slash_commands``, ``interactive``, ``events_api``) and return
+        the app's acknowledgement; like Slack, an ack later than 3 s is a failure."""
+        envelope_id = secrets.token_hex(8)
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._socket_waiters[envelope_id] = waiter
+        await self.sockets[0].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": envelope_type,
+                "payload": dict(payload),
+                "accepts_response_payload": envelope_type != "events_api",
+                "retry_attempt": retry_attempt,
+                "retry_reason": retry_reason,
+            }
+        )
+        return await asyncio.wait_for(waiter, ack_timeout)
 
     async def _read_params(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.query)
