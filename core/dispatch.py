@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.commands import HELP_TEXT, Command, MentionResolver, usage_error
@@ -19,8 +20,12 @@ async def run_command(
     command: Command,
     resolve_channel: MentionResolver | None = None,
     resolve_user: MentionResolver | None = None,
+    platform_data: dict[str, Any] | None = None,
 ) -> str:
-    """Execute ``command`` and return the (private) reply for the person who typed it."""
+    """Execute ``command`` and return the (private) reply for the person who typed it.
+
+    ``platform_data`` is handed to ``InterviewService.start`` (e.g. a thread's parent).
+    """
     if command.name == "help":
         return HELP_TEXT
     if command.name == "challenges":
@@ -48,6 +53,7 @@ async def run_command(
             time_limit_s=command.seconds,
             token_budget=command.tokens,
             challenge_slug=command.challenge,
+            platform_data=platform_data,
         )
         return (
             f"Started `{interview.challenge_slug}` with <@{interview.candidate_id}>: "

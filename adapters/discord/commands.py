@@ -10,11 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import discord
 from discord import app_commands
 
-from core.commands import HELP_TEXT
-from core.counter import counter_text
+from core.commands import HELP_TEXT, Command
+from core.dispatch import run_command
 from core.errors import DomainError, InvalidInput, NotAuthorized
 from core.models import Actor, Workspace
-from core.parsing import format_duration
 
 if TYPE_CHECKING:
     from adapters.discord.runner import DiscordAdapter
@@ -78,6 +77,18 @@ class InterviewCommands(app_commands.Group):
             reply, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
+    async def _dispatch(
+        self,
+        workspace: Workspace,
+        actor: Actor,
+        command: Command,
+        platform_data: dict[str, Any] | None = None,
+    ) -> str:
+        """The same command logic as Slack and the console (core.dispatch)."""
+        return await run_command(
+            self.adapter.service, workspace, actor, command, platform_data=platform_data
+        )
+
     @app_commands.command(name="start", description="Start an interview in a private thread")
     @app_commands.describe(
         candidate="Who is interviewed",
@@ -97,20 +108,14 @@ class InterviewCommands(app_commands.Group):
             if candidate.bot:
                 raise InvalidInput("The candidate must be a person, not a bot.")
             parent = await self.adapter.interview_parent(workspace, interaction)
-            interview = await self.adapter.service.start(
-                workspace,
-                actor,
-                str(candidate.id),
-                time_limit_s=minutes * 60 if minutes else None,
-                token_budget=tokens,
-                challenge_slug=challenge,
-                platform_data={"parent_channel": str(parent)},
+            command = Command(
+                "start",
+                candidate=str(candidate.id),
+                seconds=minutes * 60 if minutes else None,
+                tokens=tokens,
+                challenge=challenge,
             )
-            return (
-                f"Started `{interview.challenge_slug}` with <@{candidate.id}> in "
-                f"<#{interview.room_key}>: {format_duration(interview.time_limit_s)}, "
-                f"{interview.token_budget:,} tokens."
-            )
+            return await self._dispatch(workspace, actor, command, {"parent_channel": str(parent)})
 
         await self._run(interaction, work)
 
@@ -135,17 +140,13 @@ class InterviewCommands(app_commands.Group):
         minutes: Minutes | None = None,
         tokens: Tokens | None = None,
     ) -> None:
-        async def work(workspace: Workspace, actor: Actor) -> str:
-            interview = await self.adapter.service.find_for_command(
-                workspace, actor, str(candidate.id)
-            )
-            done = await self.adapter.service.extend(
-                actor, interview.id, seconds=(minutes or 0) * 60, tokens=tokens or 0
-            )
-            view = await self.adapter.service.counter(done)
-            return f"Extended <@{candidate.id}>'s interview. {counter_text(view)}"
-
-        await self._run(interaction, work)
+        command = Command(
+            "extend",
+            candidate=str(candidate.id),
+            seconds=minutes * 60 if minutes else None,
+            tokens=tokens,
+        )
+        await self._run(interaction, lambda ws, actor: self._dispatch(ws, actor, command))
 
     @app_commands.command(name="pause", description="Stop the clock")
     async def pause(self, interaction: discord.Interaction[Any], candidate: discord.User) -> None:
@@ -162,42 +163,20 @@ class InterviewCommands(app_commands.Group):
     async def _lifecycle(
         self, interaction: discord.Interaction[Any], candidate: discord.User, action: str
     ) -> None:
-        service = self.adapter.service
-
-        async def work(workspace: Workspace, actor: Actor) -> str:
-            interview = await service.find_for_command(workspace, actor, str(candidate.id))
-            operation = {"pause": service.pause, "resume": service.resume, "end": service.end}[
-                action
-            ]
-            await operation(actor, interview.id)
-            past = {"pause": "Paused", "resume": "Resumed", "end": "Ended"}[action]
-            return f"{past} <@{candidate.id}>'s interview."
-
-        await self._run(interaction, work)
+        command = Command(action, candidate=str(candidate.id))
+        await self._run(interaction, lambda ws, actor: self._dispatch(ws, actor, command))
 
     @app_commands.command(name="status", description="Your running interviews")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
-        async def work(workspace: Workspace, actor: Actor) -> str:
-            views = await self.adapter.service.status(workspace, actor)
-            if not views:
-                return "No interviews are running."
-            return "\n".join(
-                f"<@{v.candidate_id}> · {v.challenge_title}: {counter_text(v)}" for v in views
-            )
-
-        await self._run(interaction, work)
+        await self._run(interaction, lambda ws, actor: self._dispatch(ws, actor, Command("status")))
 
     @app_commands.command(name="challenges", description="The challenge library")
     async def challenges(self, interaction: discord.Interaction[Any]) -> None:
-        async def work(workspace: Workspace, actor: Actor) -> str:
-            found = await self.adapter.service.challenges.list(workspace.id)
-            return "Challenges:\n" + "\n".join(
-                f"• `{c.slug}` — {c.title} ({c.difficulty}, suggested "
-                f"{format_duration(c.time_limit_s)}, {c.token_budget:,} tokens)"
-                for c in found
-            )
-
-        await self._run(interaction, work, interviewers_only=False)
+        await self._run(
+            interaction,
+            lambda ws, actor: self._dispatch(ws, actor, Command("challenges")),
+            interviewers_only=False,
+        )
 
     @app_commands.command(name="help", description="How to use Interview Buddy")
     async def help(self, interaction: discord.Interaction[Any]) -> None:

@@ -15,9 +15,9 @@ import discord
 
 from adapters.discord.embeds import challenge_embed, counter_embed
 from adapters.discord.views import ButtonHandler, ControlsView
+from adapters.paced_reply import PacedReply
 from core.counter import CounterView
 from core.models import Challenge, Interview, Status, Turn, Workspace
-from core.text import MessageSplitter
 
 log = logging.getLogger(__name__)
 
@@ -28,50 +28,19 @@ COUNTER_MAX_AGE_S = 50 * 60
 QUIET = discord.AllowedMentions.none()
 
 
-class DiscordReply:
+class DiscordReply(PacedReply):
     """A reply that fills in by edits at a bounded rate; long replies continue below."""
 
     def __init__(self, platform: DiscordPlatform, thread_id: int) -> None:
+        super().__init__(DISCORD_LIMIT - FOOTER_RESERVE, platform.edit_interval_s)
         self._platform = platform
         self._thread_id = thread_id
-        self._splitter = MessageSplitter(DISCORD_LIMIT - FOOTER_RESERVE)
         self._messages: list[discord.Message] = []
         self._sent: list[str] = []
-        self._dirty = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
 
-    async def append(self, delta: str) -> None:
-        self._splitter.feed(delta)
-        self._dirty.set()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop())
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            try:
-                await self._flush(None)
-            except Exception:
-                log.exception("streaming a reply into thread %s failed", self._thread_id)
-            await asyncio.sleep(self._platform.edit_interval_s)
-
-    async def _finish(self, footer: str) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        self._splitter.finish()
-        await self._flush(footer)
-
-    async def finish(self, footer: str) -> None:
-        await self._finish(footer)
-
-    async def fail(self, message: str) -> None:
-        await self._finish(message)
-
-    async def _flush(self, footer: str | None) -> None:
+    async def flush(self, *, final: bool, footer: str | None) -> None:
         thread = await self._platform.channel(self._thread_id)
-        shown = self._splitter.messages()
+        shown = self.splitter.messages()
         for index, text in enumerate(shown):
             content = text or "…"
             if footer is not None and index == len(shown) - 1:

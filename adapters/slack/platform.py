@@ -9,6 +9,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from adapters.paced_reply import PacedReply
 from adapters.slack.blocks import (
     Block,
     control_blocks,
@@ -21,7 +22,6 @@ from adapters.slack.outbox import SlackOutbox
 from core.challenges import ChallengeLibrary
 from core.counter import CounterView
 from core.models import Challenge, Interview, Turn, Workspace
-from core.text import MessageSplitter
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,8 @@ STREAMING_UNAVAILABLE = {
 }
 
 
-class SlackReply:
-    """A model reply in the thread: Slack's streaming methods, or a placeholder plus edits.
-
-    Text is sent by a background flusher at a bounded rate, so a slow Slack never slows
-    the model stream; what the flusher has not sent yet is coalesced into its next call.
-    """
+class SlackReply(PacedReply):
+    """A model reply in the thread: Slack's streaming methods, or a placeholder plus edits."""
 
     def __init__(
         self,
@@ -52,6 +48,7 @@ class SlackReply:
         recipient_user_id: str,
         recipient_team_id: str | None,
     ) -> None:
+        super().__init__(SLACK_TEXT_LIMIT, platform.flush_interval_s)
         self._platform = platform
         self._outbox = platform.outbox
         self._channel = channel
@@ -59,46 +56,12 @@ class SlackReply:
         self._recipient = {"recipient_user_id": recipient_user_id}
         if recipient_team_id:
             self._recipient["recipient_team_id"] = recipient_team_id
-        self._splitter = MessageSplitter(SLACK_TEXT_LIMIT)
         self._streaming = platform.streaming_supported
         self._ts: list[str] = []  # one Slack message per segment
         self._sent: list[str] = []  # what each message shows (or has streamed) so far
         self._stopped: set[int] = set()  # streams already stopped
-        self._flusher: asyncio.Task[None] | None = None
-        self._dirty = asyncio.Event()
 
-    async def append(self, delta: str) -> None:
-        self._splitter.feed(delta)
-        self._dirty.set()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop())
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            try:
-                await self._flush(final=False)
-            except Exception:
-                log.exception("streaming a reply to %s failed", self._channel)
-            await asyncio.sleep(self._platform.flush_interval_s)
-
-    async def _stop_flusher(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-
-    async def finish(self, footer: str) -> None:
-        await self._stop_flusher()
-        self._splitter.finish()
-        await self._flush(final=True, footer=footer)
-
-    async def fail(self, message: str) -> None:
-        await self._stop_flusher()
-        self._splitter.finish()
-        await self._flush(final=True, footer=message)
-
-    async def _flush(self, *, final: bool, footer: str | None = None) -> None:
+    async def flush(self, *, final: bool, footer: str | None) -> None:
         if self._streaming:
             try:
                 await self._flush_stream(final, footer)
@@ -112,7 +75,7 @@ class SlackReply:
         await self._flush_updates(final, footer)
 
     async def _flush_stream(self, final: bool, footer: str | None) -> None:
-        segments = list(self._splitter.segments)  # committed text only: it never changes
+        segments = list(self.splitter.segments)  # committed text only: it never changes
         for index, text in enumerate(segments):
             if not text and not final:
                 continue
@@ -145,7 +108,7 @@ class SlackReply:
                 self._stopped.add(index)
 
     async def _flush_updates(self, final: bool, footer: str | None) -> None:
-        shown = self._splitter.messages()
+        shown = self.splitter.messages()
         pending: list[asyncio.Future[None]] = []
         for index, text in enumerate(shown):
             is_last = index == len(shown) - 1
