@@ -637,3 +637,15 @@ async def test_counters_refresh_every_minute_and_every_15_s_at_the_end(world: Sl
     assert await refreshed() == {opened[STRANGER]}
     now[0] += 45
     assert await refreshed() == {opened[CANDIDATE], opened[STRANGER]}
+
+
+async def test_candidate_writing_beside_the_thread_is_shown_where_to_write(
+    world: SlackWorld,
+) -> None:
+    channel, _, _ = await open_interview(world)
+    await world.send(event_body(message_event(channel, CANDIDATE, "hello?", "1700000800.000100")))
+    await world.send(event_body(message_event(channel, INTERVIEWER, "hi", "1700000800.000200")))
+    await world.settle()
+    (hint,) = world.slack.ephemerals
+    assert hint.user == CANDIDATE and "reply in the thread" in hint.text
+    assert world.openai.requests == []

@@ -93,7 +93,10 @@ def register_listeners(adapter: SlackAdapter) -> None:
         if event.get("subtype") not in HUMAN_SUBTYPES or event.get("bot_id"):
             return
         thread_ts, user = event.get("thread_ts"), event.get("user")
-        if not thread_ts or not user or thread_ts == event.get("ts"):
+        if not user or thread_ts == event.get("ts"):
+            return
+        if not thread_ts:
+            await _hint_thread(adapter, str(event["channel"]), str(user))
             return
         await service.handle_message(
             "slack",
@@ -102,6 +105,23 @@ def register_listeners(adapter: SlackAdapter) -> None:
             str(event["ts"]),  # the same on every redelivery: the de-duplication key
             str(event.get("text", "")),
         )
+
+
+async def _hint_thread(adapter: SlackAdapter, channel: str, user: str) -> None:
+    """A candidate who writes beside the thread is shown, privately, where to write."""
+    for interview in await adapter.service.store.list_open():
+        data = interview.platform_data
+        if interview.platform == "slack" and data.get("channel") == channel:
+            if interview.candidate_id == user:
+                await adapter.outbox.call(
+                    "chat.postEphemeral",
+                    channel=channel,
+                    user=user,
+                    thread_ts=data["thread_ts"],
+                    text="Please reply in the thread under the challenge: only messages there "
+                    "reach the AI assistant.",
+                )
+            return
 
 
 async def _run_text_command(
