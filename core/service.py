@@ -26,7 +26,15 @@ from core.models import (
     Workspace,
 )
 from core.parsing import format_duration
-from core.ports import ChatMessage, ChatModel, ChatRequest, InterviewStore, Platform
+from core.ports import (
+    ChatMessage,
+    ChatModel,
+    ChatRequest,
+    ChatResult,
+    InterviewStore,
+    OnDelta,
+    Platform,
+)
 from core.timers import Timers
 from core.tokens import TokenCounter
 
@@ -319,17 +327,15 @@ class InterviewService:
         turn.prompt_tokens = prompt_tokens
         await self.store.save_turn(turn)  # persisted before the call: a crash is recoverable
         writer = self._platform(interview).reply_writer(interview, turn)
-        result = await self.model.stream_chat(
-            ChatRequest(
-                model=model,
-                messages=messages,
-                max_completion_tokens=cap,
-                temperature=challenge.temperature
-                if challenge.temperature is not None
-                else self.config.temperature,
-            ),
-            writer.append,
+        request = ChatRequest(
+            model=model,
+            messages=messages,
+            max_completion_tokens=cap,
+            temperature=challenge.temperature
+            if challenge.temperature is not None
+            else self.config.temperature,
         )
+        result = await self._stream_until_deadline(interview, request, writer.append)
         if result.usage is not None:
             spent, prompt_used, completion_used = (
                 result.usage.total,
@@ -368,8 +374,43 @@ class InterviewService:
             await writer.fail(f"⚠️ {result.error} ({charged:,} tokens charged)")
         else:
             await writer.finish(footer)
-        if not await self._end_if_exhausted(interview, counter, [*history, *_pair(turn)]):
+        if interview.seconds_left(self.clock.now()) <= 0:
+            await self._finish(interview, EndReason.TIME_UP, "system")
+        elif not await self._end_if_exhausted(interview, counter, [*history, *_pair(turn)]):
             await self._refresh(interview, challenge)
+
+    async def _stream_until_deadline(
+        self, interview: Interview, request: ChatRequest, on_delta: OnDelta
+    ) -> ChatResult:
+        """Stream the reply, but stop it when the session's time runs out."""
+        received: list[str] = []
+
+        async def relay(delta: str) -> None:
+            received.append(delta)
+            await on_delta(delta)
+
+        deadline = interview.deadline(self.clock.now())
+        call = asyncio.create_task(self.model.stream_chat(request, relay))
+        if deadline is None:
+            return await call
+        alarm = asyncio.create_task(self.clock.sleep_until(deadline))
+        try:
+            await asyncio.wait({call, alarm}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        finally:
+            alarm.cancel()
+        if call.done():
+            return call.result()
+        call.cancel()  # closes the HTTP stream: nothing more is generated or billed
+        await asyncio.gather(call, return_exceptions=True)
+        return ChatResult(
+            text="".join(received),
+            usage=None,
+            error="Time is up, so the reply was stopped here.",
+            reached_model=True,
+        )
 
     async def _history(
         self, interview: Interview, challenge: Challenge, before_seq: int

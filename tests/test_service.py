@@ -432,3 +432,42 @@ async def test_adapter_changes_to_platform_data_are_persisted(engine: Engine) ->
     await engine.service.extend(INTERVIEWER, interview.id, seconds=60)
     stored = await engine.store.get_interview(interview.id)
     assert stored is not None and stored.platform_data["counter_message"] == "fresh"
+
+
+class EndlessModel:
+    """Streams until cancelled, like a long answer."""
+
+    label = None
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def stream_chat(self, request: ChatRequest, on_delta: OnDelta) -> ChatResult:
+        await on_delta("Let me explain at length")
+        self.started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_reply_still_streaming_at_the_deadline_is_stopped_and_the_session_ends() -> None:
+    model = EndlessModel()
+    engine = await make_engine(model)
+    try:
+        interview = await start(engine, time_limit_s=600)
+        engine.clock.advance(590)
+        talking = asyncio.create_task(say(engine, interview, "explain everything", "m1"))
+        await model.started.wait()
+        engine.clock.advance(10)
+        await asyncio.wait_for(talking, 5)
+        (turn,) = await engine.store.list_turns(interview.id)
+        counter = TokenCounter("gpt-4o-mini")
+        assert turn.status is TurnStatus.FAILED
+        assert turn.charged_tokens == turn.prompt_tokens + counter.count_text(
+            "Let me explain at length"
+        )
+        assert "Time is up" in (engine.platform.replies[0].failure or "")
+        stored = await engine.store.get_interview(interview.id)
+        assert stored is not None and stored.end_reason is EndReason.TIME_UP
+        assert stored.ended_at == interview.started_at + timedelta(seconds=600)  # type: ignore[operator]
+    finally:
+        await engine.service.close()
