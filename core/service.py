@@ -162,8 +162,8 @@ class InterviewService:
             await self.store.save_interview(interview, started)
         except Conflict:
             # Another start for the same candidate won the race while the room was opening.
-            interview.status = Status.ENDED
-            await self._finish_cancelled(interview, actor, challenge)
+            interview.status, interview.started_at = Status.SCHEDULED, None
+            await self._finish(interview, EndReason.CANCELLED, actor.user_id)
             raise
         metrics.INTERVIEWS_STARTED.inc()
         await self._refresh(interview, challenge)
@@ -558,19 +558,6 @@ class InterviewService:
         try:
             await self._platform(interview).close_room(
                 interview, self._view(interview, challenge), note or END_NOTES[reason]
-            )
-        except Exception:
-            log.exception("could not close the conversation of interview %s", interview.id)
-
-    async def _finish_cancelled(
-        self, interview: Interview, actor: Actor, challenge: Challenge
-    ) -> None:
-        interview.end_reason = EndReason.CANCELLED
-        interview.ended_at = self.clock.now()
-        await self.store.save_interview(interview, self._event(interview, actor, "cancelled"))
-        try:
-            await self._platform(interview).close_room(
-                interview, self._view(interview, challenge), END_NOTES[EndReason.CANCELLED]
             )
         except Exception:
             log.exception("could not close the conversation of interview %s", interview.id)
