@@ -66,13 +66,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import discord.gateway
 import discord.http
 import yarl
 from aiohttp import WSMsgType, web
+
+from tests.fakes.local_server import LocalServer
 
 API_VERSION = 10
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -519,7 +520,7 @@ def discord_py_pointed_at(fake: FakeDiscord) -> Iterator[None]:
         socket_cls.DEFAULT_GATEWAY = old_gateway
 
 
-class FakeDiscord:
+class FakeDiscord(LocalServer):
     """In-process Discord: REST API v10 under ``/api/v10`` and a gateway websocket."""
 
     def __init__(
@@ -586,57 +587,36 @@ class FakeDiscord:
         self._sockets: set[web.WebSocketResponse] = set()
         self._dropping: set[web.WebSocketResponse] = set()
         self._changed: asyncio.Event | None = None
-        self._runner: web.AppRunner | None = None
-        self._port = 0
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 on a free port."""
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle_api)
         app.router.add_get("/gateway", self._handle_gateway)
         app.router.add_get("/gateway-resume", self._handle_gateway)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = int(self._runner.addresses[0][1])
+        return app
 
-    async def stop(self) -> None:
-        """Close every gateway connection and the HTTP server."""
+    async def close_connections(self) -> None:
+        """Close every gateway connection before the HTTP server stops."""
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close(code=1001, message=b"server shutting down")
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeDiscord:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def api_base(self) -> str:
         """Value for ``discord.http.Route.BASE``."""
-        return f"http://127.0.0.1:{self._port}/api/v{API_VERSION}"
+        return f"http://127.0.0.1:{self.port}/api/v{API_VERSION}"
 
     @property
     def gateway_url(self) -> str:
         """The gateway URL ``GET /gateway/bot`` returns."""
-        return f"ws://127.0.0.1:{self._port}/gateway"
+        return f"ws://127.0.0.1:{self.port}/gateway"
 
     @property
     def resume_gateway_url(self) -> str:
         """The ``resume_gateway_url`` READY carries (a different path, to tell them apart)."""
-        return f"ws://127.0.0.1:{self._port}/gateway-resume"
+        return f"ws://127.0.0.1:{self.port}/gateway-resume"
 
     # ------------------------------------------------------------------ clock & ids
 

@@ -20,12 +20,12 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
 from core.tokens import TokenCounter
+from tests.fakes.local_server import LocalServer
 
 SYSTEM_FINGERPRINT = "fp_fake0001"
 FILLER = "This is a scripted answer from the fake model, repeated to make it long. "
@@ -55,7 +55,7 @@ def _error_body(message: str, type_: str, code: str | None, param: str | None = 
     return json.dumps({"error": error})
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     """An aiohttp server answering ``POST /v1/chat/completions`` like the OpenAI API.
 
     Controls (each failure applies to the next request; ``times`` to the next N):
@@ -79,43 +79,23 @@ class FakeOpenAI:
         self.chunk_delay = chunk_delay
         self._faults: deque[_Fault] = deque()
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def start(self) -> None:
+    # Cancel handlers whose client went away (e.g. after a client-side timeout).
+    runner_options: ClassVar[dict[str, Any]] = {
+        "handler_cancellation": True,
+        "shutdown_timeout": 1.0,
+    }
+
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
-        # Cancel handlers whose client went away (e.g. after a client-side timeout).
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeOpenAI:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return app
 
     @property
     def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeOpenAI is not started")
-        return f"http://127.0.0.1:{self._port}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     # -- failure injection ---------------------------------------------------------
 

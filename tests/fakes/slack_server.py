@@ -62,11 +62,12 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+
+from tests.fakes.local_server import LocalServer
 
 TIER_1 = 1
 TIER_2 = 20
@@ -419,7 +420,7 @@ _Blocks = list[Any] | None
 Handler = Callable[[_Workspace, dict[str, Any]], dict[str, Any]]
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     """An aiohttp server answering ``/api/<method>`` like the Slack Web API.
 
     State for assertions: ``calls``, ``messages`` (keyed by ``(channel, ts)``), ``deleted``,
@@ -498,8 +499,6 @@ class FakeSlack:
         self._triggers_used: set[str] = set()
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._uploads: dict[str, str] = {}
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "conversations.open": self._conversations_open,
@@ -529,45 +528,17 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 on a free port."""
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{key}", self._handle_upload)
         app.router.add_post("/response/{rid}", self._handle_response_url)
         app.router.add_get("/socket-mode", self._handle_socket)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        return app
 
-    async def stop(self) -> None:
-        """Stop listening (idempotent)."""
+    async def close_connections(self) -> None:
         for socket in list(self.sockets):
             await socket.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSlack:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The listening port (after :meth:`start`)."""
-        if self._port is None:
-            raise RuntimeError("FakeSlack is not started")
-        return self._port
 
     @property
     def base_url(self) -> str:
