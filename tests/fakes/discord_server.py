@@ -2440,7 +2440,7 @@ class FakeDiscord(LocalServer):
             else:
                 await self._members_chunk(session, data if isinstance(data, dict) else {})
         elif op == 4:
-            pass
+            pass  # op 4 (voice state update) is accepted and ignored: the bot uses no voice
         else:
             await ws.close(code=4001, message=b"Unknown opcode.")
         return session
