@@ -35,7 +35,9 @@ class RunningAdapter(Protocol):
 
     async def start(self) -> None: ...
 
-    def is_ready(self) -> bool: ...
+    async def is_ready(self) -> bool:
+        """The live connection state (not a flag set once at start-up)."""
+        ...
 
     async def stop(self) -> None: ...
 
@@ -173,7 +175,7 @@ class BotRuntime:
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": self.store is not None and await self.store.ping()}
         for name, adapter in zip(self.factories, self.adapters, strict=False):
-            checks[name] = adapter.is_ready()
+            checks[name] = await adapter.is_ready()
         if len(self.adapters) < len(self.factories):
             checks["adapters"] = False
         return checks
@@ -182,7 +184,7 @@ class BotRuntime:
         name = request.match_info["platform"]
         for adapter_name, adapter in zip(self.factories, self.adapters, strict=False):
             if adapter_name == name:
-                if not adapter.is_ready():
+                if not await adapter.is_ready():
                     return web.Response(status=503, text="starting")
                 return await adapter.handle_http(request)
         status = 503 if name in self.factories else 404

@@ -25,3 +25,12 @@ class IllegalTransition(DomainError):
 
 class Conflict(DomainError):
     """The operation clashes with existing state (e.g. the candidate already has an interview)."""
+
+
+class StartupError(Exception):
+    """Something the bot needs could not be reached or was refused at start-up.
+
+    The message is one line naming what failed and the setting that points there, e.g.
+    ``could not reach Slack at https://slack.example/api/ (SLACK_API_URL): ...``; the CLI
+    prints it and exits non-zero (the traceback only at ``LOG_LEVEL=DEBUG``).
+    """

@@ -88,7 +88,7 @@ class FakeAdapter:
     async def start(self) -> None:
         self.started = True
 
-    def is_ready(self) -> bool:
+    async def is_ready(self) -> bool:
         return self.ready
 
     async def stop(self) -> None:

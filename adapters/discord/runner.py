@@ -88,7 +88,7 @@ class DiscordAdapter:
         await self.client.login(self.config.bot_token.get_secret_value())
         self._connection = asyncio.create_task(self.client.connect(reconnect=True))
 
-    def is_ready(self) -> bool:
+    async def is_ready(self) -> bool:
         return self.client.is_ready()
 
     async def wait_ready(self) -> None:

@@ -99,7 +99,7 @@ class SlackAdapter:
         self._ticker = asyncio.create_task(self._tick_loop())
         self._ready = True
 
-    def is_ready(self) -> bool:
+    async def is_ready(self) -> bool:
         return self._ready
 
     async def stop(self) -> None:
