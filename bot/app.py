@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Protocol
 
 from aiohttp import web
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.discord.runner import DiscordAdapter, DiscordConfig
 from adapters.slack.runner import SlackAdapter, SlackConfig
-from bot.http import build_http_app
-from bot.settings import Settings
+from bot import database
+from bot.database import wait_for_store
+from bot.http import build_health_app, build_metrics_app
+from bot.settings import Settings, SettingsError
+from core.challenges import ChallengeLibrary
 from core.clock import Clock, SystemClock
+from core.errors import NotFound, StartupError
 from core.llm import OpenAIChatModel
 from core.offline_model import OfflineChatModel
 from core.ports import ChatModel, Platform
 from core.service import EngineConfig, InterviewService
-from storage.migrate import upgrade
-from storage.sql_store import SqlStore, create_store
+from storage.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,8 @@ class RunningAdapter(Protocol):
     async def stop(self) -> None: ...
 
     async def handle_http(self, request: web.Request) -> web.StreamResponse:
-        """Requests to ``/{platform}/events`` (Slack over HTTP); others answer 404."""
+        """Requests to ``/{platform}/events`` (Slack over HTTP): 503 until ready, 404 for
+        an adapter that takes no HTTP requests."""
         ...
 
 
@@ -73,25 +77,8 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 async def open_store(settings: Settings) -> SqlStore:
-    """Apply migrations, then connect."""
-    await upgrade(settings.database_url)
-    return create_store(settings.database_url)
-
-
-async def wait_for_store(settings: Settings, attempts: int = 30) -> SqlStore:
-    """Open the store, retrying with backoff while the database is still starting."""
-    async for attempt in AsyncRetrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.5, max=10),
-        retry=retry_if_exception_type(OSError),
-        before_sleep=lambda state: log.warning(
-            "database not reachable yet (attempt %d); retrying", state.attempt_number
-        ),
-        reraise=True,
-    ):
-        with attempt:
-            return await open_store(settings)
-    raise AssertionError("unreachable")
+    """Apply migrations, then connect (one attempt; :class:`StartupError` on failure)."""
+    return await database.open_store(settings.database_url)
 
 
 def build_service(
@@ -149,8 +136,20 @@ def adapter_factories(settings: Settings) -> dict[str, AdapterFactory]:
     return factories
 
 
+async def check_default_challenge(settings: Settings, store: SqlStore) -> None:
+    """``DEFAULT_CHALLENGE`` must name a built-in or global custom challenge."""
+    try:
+        await ChallengeLibrary(store).get(None, settings.default_challenge)
+    except NotFound as exc:
+        known = ", ".join(c.slug for c in await ChallengeLibrary(store).list(None))
+        raise SettingsError(
+            f"invalid configuration: DEFAULT_CHALLENGE: there is no challenge "
+            f"{settings.default_challenge!r}; known challenges: {known}"
+        ) from exc
+
+
 class BotRuntime:
-    """Runs the HTTP server, the adapters and the engine until stopped."""
+    """Runs the HTTP servers, the adapters and the engine until stopped."""
 
     def __init__(
         self,
@@ -167,10 +166,11 @@ class BotRuntime:
         self.store: SqlStore | None = None
         self.service: InterviewService | None = None
         self.adapters: list[RunningAdapter] = []
-        self.http_app = build_http_app(self.readiness)
+        self.http_app = build_health_app(self.readiness)
         self.http_app.router.add_post("/{platform}/events", self._platform_events)
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self.port: int | None = None
+        self.metrics_port: int | None = None
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": self.store is not None and await self.store.ping()}
@@ -184,57 +184,108 @@ class BotRuntime:
         name = request.match_info["platform"]
         for adapter_name, adapter in zip(self.factories, self.adapters, strict=False):
             if adapter_name == name:
-                if not await adapter.is_ready():
-                    return web.Response(status=503, text="starting")
+                # The adapter decides: 503 while it starts, 404 where it takes no HTTP at all
+                # (Slack in Socket Mode, Discord), whatever the request says.
                 return await adapter.handle_http(request)
         status = 503 if name in self.factories else 404
         return web.Response(status=status, text="not available")
 
+    async def _serve(self, app: web.Application, host: str, port: int) -> int:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            variable = "METRICS_PORT" if app is not self.http_app else "HTTP_PORT"
+            raise StartupError(
+                f"could not listen on {host}:{port} ({variable}): {exc.strerror or exc}"
+            ) from exc
+        addresses = runner.addresses
+        return int(addresses[-1][1]) if addresses else port
+
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.http_app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
-        await site.start()
-        addresses = self._runner.addresses
-        self.port = addresses[0][1] if addresses else self.settings.http_port
-        log.info("HTTP server on %s:%s", self.settings.http_host, self.port)
-        self.store = await wait_for_store(self.settings)
+        settings = self.settings
+        self.port = await self._serve(self.http_app, settings.http_host, settings.http_port)
+        log.info("HTTP server on %s:%s", settings.http_host, self.port)
+        self.metrics_port = await self._serve(
+            build_metrics_app(), settings.metrics_host, settings.metrics_port
+        )
+        log.info("metrics on http://%s:%s/metrics", settings.metrics_host, self.metrics_port)
+        self.store = await wait_for_store(settings.database_url)
+        await check_default_challenge(settings, self.store)
         platforms: dict[str, Platform] = {}
         self.service = build_service(
-            self.settings, self.store, platforms, model=self._model, clock=self._clock
+            settings, self.store, platforms, model=self._model, clock=self._clock
         )
         for name, factory in self.factories.items():
             adapter = factory(self.service)
             platforms[name] = adapter.platform
             self.adapters.append(adapter)
         self.service.platforms.update(platforms)
-        await self.service.recover()
         for name, adapter in zip(self.factories, self.adapters, strict=True):
             await adapter.start()
             log.info("%s adapter started", name)
+        # Interrupted turns and overdue deadlines are handled once the platforms are connected.
+        await self.service.recover()
 
     async def stop(self) -> None:
         for adapter in self.adapters:
-            with suppress(Exception):
+            try:
                 await adapter.stop()
+            except Exception:
+                log.warning("stopping an adapter failed", exc_info=True)
         if self.service is not None:
             await self.service.close()
         if self.store is not None:
             await self.store.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
 
 
-async def run_bot(settings: Settings) -> None:
-    """Start everything and wait for SIGINT/SIGTERM."""
+SHUTDOWN_TIMEOUT_S = 20.0
+
+
+async def run_bot(settings: Settings) -> int:
+    """Start everything and run until SIGINT/SIGTERM; returns the process exit code.
+
+    A signal stops the bot at any stage: during start-up (e.g. while waiting for the
+    database) it exits at once with 128 + the signal number; once running, it shuts down
+    cleanly and exits 0. A second signal exits immediately.
+    """
     runtime = BotRuntime(settings, adapter_factories(settings))
     stop = asyncio.Event()
+    received: list[int] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if received:
+            log.warning("second signal: exiting now")
+            os._exit(128 + signum)
+        received.append(signum)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
+    starting = asyncio.create_task(runtime.start())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await runtime.start()
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("stopping during start-up")
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return 128 + received[0]
+        starting.result()  # a start-up failure propagates (StartupError: one line)
+        log.info("ready")
+        await stopping
+        log.info("stopping")
+        return 0
     finally:
-        await runtime.stop()
+        stopping.cancel()
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                await runtime.stop()
+        except TimeoutError:
+            log.warning("shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_TIMEOUT_S)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
-import tomllib
+from collections.abc import Coroutine
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
+from core.errors import StartupError
+
+T = TypeVar("T")
+log = logging.getLogger("interview_buddy")
 
 
 def _settings() -> Settings:
@@ -25,6 +32,7 @@ def _setup(settings: Settings, level: str | None = None) -> None:
     configure_logging(
         level or settings.log_level,
         (
+            settings.database_password,
             settings.openai_api_key,
             settings.slack_bot_token,
             settings.slack_signing_secret,
@@ -34,7 +42,30 @@ def _setup(settings: Settings, level: str | None = None) -> None:
     )
 
 
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``; start-up failures end the process with one line (traceback at DEBUG)."""
+    try:
+        return asyncio.run(coro)
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    except StartupError as exc:
+        log.debug("start-up failed", exc_info=exc)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _version() -> str:
+    try:
+        return version("interview-buddy")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", "-V", prog_name="interview-buddy")
 def main() -> None:
     """Interview Buddy: AI-assisted technical interviews in Slack and Discord."""
 
@@ -56,34 +87,45 @@ def run() -> None:
         )
         sys.exit(2)
     click.echo(f"Starting adapters: {', '.join(names)}", err=True)
-    asyncio.run(run_bot(settings))
+    sys.exit(_run(run_bot(settings)))
 
 
 @main.command()
 def console() -> None:
     """Run a whole interview in this terminal (works with piped input too)."""
     settings = _settings()
-    _setup(settings, "WARNING")
+    _setup(settings, "DEBUG" if settings.log_level == "DEBUG" else "WARNING")
+    from adapters.console.lines import lines_for
     from adapters.console.platform import ConsolePlatform
     from adapters.console.repl import run_console
-    from bot.app import build_service, open_store
+    from bot.app import build_service, check_default_challenge, open_store
 
     async def go() -> None:
         store = await open_store(settings)
-        service = build_service(settings, store, {"console": ConsolePlatform(sys.stdout)})
+        try:
+            await check_default_challenge(settings, store)
+            service = build_service(settings, store, {"console": ConsolePlatform()})
+        except BaseException:
+            await store.close()
+            raise
         if not settings.uses_real_model:
             click.echo(
                 "No OPENAI_API_KEY or OPENAI_BASE_URL set: using the built-in offline model "
                 "(canned replies, real token counts)."
             )
+        elif settings.openai_api_key is None:
+            click.echo(
+                f"No OPENAI_API_KEY set: talking to {settings.openai_base_url} with a "
+                "placeholder key (local servers such as Ollama need none)."
+            )
         try:
             await service.recover()
-            await run_console(service, sys.stdin, sys.stdout, echo=not sys.stdin.isatty())
+            await run_console(service, lines_for())
         finally:
             await service.close()
             await store.close()
 
-    asyncio.run(go())
+    _run(go())
 
 
 @main.command()
@@ -91,9 +133,13 @@ def migrate() -> None:
     """Apply database migrations (also done automatically at start-up)."""
     settings = _settings()
     _setup(settings)
-    from storage.migrate import upgrade
+    from bot.app import open_store
 
-    asyncio.run(upgrade(settings.database_url))
+    async def go() -> None:
+        store = await open_store(settings)
+        await store.close()
+
+    _run(go())
     click.echo("Database is up to date.")
 
 
@@ -104,44 +150,72 @@ def challenges() -> None:
 
 @challenges.command("list")
 def challenges_list() -> None:
-    """Built-in and global custom challenges."""
+    """Built-in and global custom challenges (custom ones may replace a built-in)."""
     settings = _settings()
     from bot.app import open_store
-    from core.challenges import ChallengeLibrary
+    from core.challenges import ChallengeLibrary, builtin_challenge
 
     async def go() -> None:
         store = await open_store(settings)
         try:
             for c in await ChallengeLibrary(store).list(None):
                 origin = "built-in" if c.builtin else "custom"
-                click.echo(f"{c.slug:18} {c.difficulty:7} {origin:8} {c.title}")
+                shadowed = None if c.builtin else builtin_challenge(c.slug)
+                note = f" (replaces built-in {shadowed.title})" if shadowed else ""
+                click.echo(f"{c.slug:18} {c.difficulty:7} {origin:8} {c.title}{note}")
         finally:
             await store.close()
 
-    asyncio.run(go())
+    _run(go())
 
 
 @challenges.command("add")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def challenges_add(path: Path) -> None:
-    """Add or replace a custom challenge from a TOML file (same format as the built-ins)."""
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Overwrite a custom challenge with the same slug, or replace a built-in one.",
+)
+def challenges_add(path: Path, replace: bool) -> None:
+    """Add a custom challenge from a TOML file (same format as the built-ins)."""
     settings = _settings()
     from bot.app import open_store
-    from core.challenges import challenge_from_mapping
-    from core.errors import DomainError
+    from core.challenge_file import challenge_from_toml
+    from core.challenges import builtin_challenge
+    from core.errors import InvalidInput
 
     try:
-        challenge = challenge_from_mapping(tomllib.loads(path.read_text("utf-8")), builtin=False)
-    except (tomllib.TOMLDecodeError, DomainError) as exc:
-        click.echo(f"{path}: {exc}", err=True)
+        challenge = challenge_from_toml(path.read_bytes(), source=str(path), builtin=False)
+    except OSError as exc:
+        click.echo(f"{path}: cannot read the file ({exc.strerror or exc})", err=True)
         sys.exit(2)
+    except InvalidInput as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    builtin = builtin_challenge(challenge.slug)
 
-    async def go() -> None:
+    async def go() -> tuple[int, str]:
+        """Save the challenge unless it would replace one without --replace: (exit code, line)."""
         store = await open_store(settings)
         try:
+            custom = await store.get_custom_challenge(None, challenge.slug)
+            existing = custom or builtin
+            kind = "custom" if custom else "built-in"
+            if existing is not None and not replace:
+                return 2, (
+                    f"{path}: a {kind} challenge {existing.slug} ({existing.title}) already "
+                    "exists; pass --replace to replace it"
+                )
             await store.save_custom_challenge(None, challenge)
         finally:
             await store.close()
+        if existing is None:
+            return 0, f"Saved challenge {challenge.slug} ({challenge.title})."
+        where = " for this installation" if kind == "built-in" else ""
+        return 0, f"Replaced {kind} challenge {existing.slug} ({existing.title}){where}."
 
-    asyncio.run(go())
-    click.echo(f"Saved challenge {challenge.slug}.")
+    code, line = _run(go())
+    if code:
+        click.echo(line, err=True)
+        sys.exit(code)
+    click.echo(line)

@@ -58,3 +58,6 @@ def configure_logging(level: str, secrets: Iterable[SecretStr | None] = ()) -> N
         "asyncio",
     ):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # Alembic announces each of its plugins and its DDL mode at INFO on every start;
+    # storage.migrate logs the one line that matters (which revision the schema is at).
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))

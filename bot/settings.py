@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from core.errors import InvalidInput
 from core.parsing import parse_duration, parse_tokens
@@ -17,7 +18,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
-    database_url: str = "sqlite+aiosqlite:///./interview-buddy.db"
+    # May hold a password: kept out of repr(); logs show it masked (bot.database.shown_url).
+    database_url: str = Field(default="sqlite+aiosqlite:///./interview-buddy.db", repr=False)
+    database_password: SecretStr | None = None  # put into DATABASE_URL, URL-encoded
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
@@ -30,6 +33,8 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=3000, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     slack_bot_token: SecretStr | None = None
@@ -83,6 +88,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
+        "database_password",
+        "openai_api_key",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "discord_bot_token",
         "openai_base_url",
         "slack_interviewer_channel",
         "discord_interviewer_channel",
@@ -92,7 +103,18 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
+        """An empty variable (``SLACK_SIGNING_SECRET=``) counts as not set."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("default_challenge")
+    @classmethod
+    def _challenge_slug(cls, value: str) -> str:
+        slug = value.strip().lower()
+        if not slug or any(c.isspace() or c == "/" for c in slug):
+            raise ValueError(f"{value!r} is not a challenge slug such as two-sum")
+        return slug
 
     @field_validator("discord_guild_ids")
     @classmethod
@@ -103,11 +125,23 @@ class Settings(BaseSettings):
         return ",".join(ids)
 
     @model_validator(mode="after")
+    def _database_password(self) -> Settings:
+        """DATABASE_PASSWORD may hold any characters (``@``, ``/``, ``:``): it is URL-encoded
+        into DATABASE_URL here, so deployments never have to encode it themselves."""
+        if self.database_password is not None:
+            url = make_url(self.database_url).set(
+                password=self.database_password.get_secret_value()
+            )
+            self.database_url = url.render_as_string(hide_password=False)
+        return self
+
+    @model_validator(mode="after")
     def _slack_mode(self) -> Settings:
-        if self.slack_bot_token and not (self.slack_signing_secret or self.slack_app_token):
+        socket_mode = self.slack_app_token is not None
+        if self.slack_bot_token is not None and not socket_mode and not self.slack_signing_secret:
             raise ValueError(
-                "SLACK_SIGNING_SECRET is required for HTTP mode (or set SLACK_APP_TOKEN "
-                "for Socket Mode)"
+                "SLACK_SIGNING_SECRET: required (and not empty) in HTTP mode, where it verifies "
+                "that requests come from Slack; or set SLACK_APP_TOKEN for Socket Mode"
             )
         return self
 
@@ -135,7 +169,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = str(error["loc"][0]).upper() if error["loc"] else "SLACK_BOT_TOKEN"
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{name}: {message}")
+            # Checks across variables (no location) name their variable themselves.
+            problems.append(
+                f"{str(error['loc'][0]).upper()}: {message}" if error["loc"] else message
+            )
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

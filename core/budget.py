@@ -21,6 +21,15 @@ TOKEN_THRESHOLDS = (
     Threshold("tokens_75", 0.75, "notice", "75% of the token budget is used."),
     Threshold("tokens_90", 0.90, "warning", "90% of the token budget is used."),
 )
+# Forecast: about how many more messages fit (``fraction`` holds the count).
+FORECAST_THRESHOLDS = (
+    Threshold("messages_2", 2, "warning", "About 2 more messages fit."),
+    Threshold("messages_1", 1, "critical", "About 1 more message fits."),
+)
+# Before any turn is answered, assume a question and its reply add this much (a typical
+# short question and a few paragraphs of answer).
+DEFAULT_TURN_GROWTH = 300
+FORECAST_CAP = 99
 TIME_THRESHOLDS = (
     Threshold("time_25", 0.25, "notice", "25% of the time is left."),
     Threshold("time_10", 0.10, "warning", "10% of the time is left."),
@@ -39,9 +48,36 @@ def time_fraction_left(interview: Interview, now: datetime) -> float:
     return 0.0 if allowed <= 0 else min(1.0, interview.seconds_left(now) / allowed)
 
 
+def messages_that_fit(tokens_left: int, next_prompt_tokens: int, turn_growth: int) -> int:
+    """About how many more messages fit, at most ``FORECAST_CAP``.
+
+    Every message re-sends the conversation: one costs about the conversation so far plus
+    what the turn adds (question and reply), and the conversation grows by that much.
+    """
+    growth = max(1, turn_growth or DEFAULT_TURN_GROWTH)
+    size, left, count = next_prompt_tokens, tokens_left, 0
+    while count < FORECAST_CAP and size + growth <= left:
+        left -= size + growth
+        size += growth
+        count += 1
+    return count
+
+
+def forecast(interview: Interview) -> int | None:
+    """The interview's "about N more messages fit", or None before anything is known."""
+    if interview.next_prompt_tokens <= 0:
+        return None
+    return messages_that_fit(
+        interview.tokens_left, interview.next_prompt_tokens, interview.turn_growth_tokens
+    )
+
+
 def crossed_thresholds(interview: Interview, now: datetime) -> list[Threshold]:
     """Every threshold whose condition holds now (sent or not)."""
     crossed = [t for t in TOKEN_THRESHOLDS if token_fraction_used(interview) >= t.fraction]
+    fits = forecast(interview)
+    if fits is not None:
+        crossed += [t for t in FORECAST_THRESHOLDS if fits <= t.fraction]
     if interview.started_at is not None:
         left = time_fraction_left(interview, now)
         crossed += [t for t in TIME_THRESHOLDS if left <= t.fraction]
@@ -53,6 +89,29 @@ def due_warnings(interview: Interview, now: datetime) -> list[Threshold]:
     if interview.status is not Status.ACTIVE:
         return []
     return [t for t in crossed_thresholds(interview, now) if t.key not in interview.warnings_sent]
+
+
+def forecast_text(fits: int) -> str:
+    """``about N more messages fit`` in words."""
+    if fits <= 0:
+        return "Your next message may not fit in the token budget; keep it short."
+    if fits == 1:
+        return "About 1 more message fits in the token budget; keep it short."
+    return f"About {fits} more messages fit in the token budget."
+
+
+def warning_text(due: list[Threshold], interview: Interview) -> str:
+    """One notice for the warnings due together: the most severe of each kind, and for the
+    forecast what it says now (a forecast that jumped from 3 straight to 1 says 1)."""
+    tokens = [t for t in due if t in TOKEN_THRESHOLDS]
+    times = [t for t in due if t in TIME_THRESHOLDS]
+    parts = [tokens[-1].message] if tokens else []
+    if any(t in FORECAST_THRESHOLDS for t in due):
+        parts.append(forecast_text(forecast(interview) or 0))
+        parts.append("Every message re-sends the whole conversation, so each costs more.")
+    if times:
+        parts.append(times[-1].message)
+    return "⚠️ " + " ".join(parts)
 
 
 def drop_stale_warnings(interview: Interview, now: datetime) -> None:
@@ -80,6 +139,19 @@ def next_time_event(interview: Interview, now: datetime) -> datetime | None:
             moment = deadline - timedelta(seconds=threshold.fraction * interview.allowed_time_s)
             moments.append(max(moment, now))
     return min(moments)
+
+
+# The least a turn must be able to hold to be worth having: a few words asked, a sentence back.
+MIN_TURN_TOKENS = 32
+
+
+def exhausted(tokens_left: int, next_prompt_tokens: int) -> bool:
+    """True when not even a short message with a short reply fits any more.
+
+    ``next_prompt_tokens`` is what an empty next message would need (the conversation so
+    far plus the chat format's overhead).
+    """
+    return tokens_left < next_prompt_tokens + MIN_TURN_TOKENS
 
 
 def completion_cap(tokens_left: int, prompt_tokens: int) -> int:

@@ -1,15 +1,17 @@
-"""The challenge library: built-in challenges shipped as TOML files, plus custom ones in the DB."""
+"""The challenge library: built-in challenges shipped as TOML files, plus custom ones in the DB.
+
+Built-in files (``core/challenges/*.toml``) and custom files (``interview-buddy challenges add``)
+are checked by the same rules (:mod:`core.challenge_file`).
+"""
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
 
-from core.errors import InvalidInput, NotFound
+from core.challenge_file import challenge_from_toml
+from core.errors import NotFound
 from core.models import Challenge
-from core.parsing import parse_duration, parse_tokens
 from core.ports import InterviewStore
 
 DEFAULT_SYSTEM_PROMPT = """\
@@ -22,37 +24,21 @@ The candidate's challenge:
 {description}"""
 
 
-def challenge_from_mapping(data: dict[str, Any], *, builtin: bool) -> Challenge:
-    """Build a Challenge from parsed TOML (or any mapping); raises InvalidInput on bad data."""
-    missing = [k for k in ("slug", "title", "difficulty", "description") if not data.get(k)]
-    if missing:
-        raise InvalidInput(f"challenge is missing {', '.join(missing)}")
-    temperature = data.get("temperature")
-    return Challenge(
-        slug=str(data["slug"]).strip().lower(),
-        title=str(data["title"]),
-        difficulty=str(data["difficulty"]),
-        description=str(data["description"]).strip(),
-        time_limit_s=parse_duration(str(data.get("time_limit", "45m"))),
-        token_budget=parse_tokens(str(data.get("token_budget", "20k"))),
-        rubric=tuple(str(item) for item in data.get("rubric", [])),
-        system_prompt=data.get("system_prompt"),
-        model=data.get("model"),
-        temperature=float(temperature) if temperature is not None else None,
-        builtin=builtin,
-    )
-
-
 @lru_cache(maxsize=1)
 def builtin_challenges() -> tuple[Challenge, ...]:
     """The challenges shipped in ``core/challenges/*.toml``, sorted by slug."""
     folder = files("core") / "challenges"
     found = [
-        challenge_from_mapping(tomllib.loads(entry.read_text("utf-8")), builtin=True)
+        challenge_from_toml(entry.read_bytes(), source=entry.name, builtin=True)
         for entry in folder.iterdir()
         if entry.name.endswith(".toml")
     ]
     return tuple(sorted(found, key=lambda c: c.slug))
+
+
+def builtin_challenge(slug: str) -> Challenge | None:
+    """The built-in challenge with this slug, if there is one."""
+    return next((c for c in builtin_challenges() if c.slug == slug), None)
 
 
 def system_prompt_for(challenge: Challenge) -> str:
@@ -73,9 +59,9 @@ class ChallengeLibrary:
         custom = await self._store.get_custom_challenge(workspace_id, key)
         if custom is not None:
             return custom
-        for challenge in builtin_challenges():
-            if challenge.slug == key:
-                return challenge
+        builtin = builtin_challenge(key)
+        if builtin is not None:
+            return builtin
         known = ", ".join(c.slug for c in await self.list(workspace_id))
         raise NotFound(f"There is no challenge `{slug}`. Known challenges: {known}.")
 

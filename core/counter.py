@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.budget import time_fraction_left, token_fraction_used, warning_level
+from core.budget import (
+    FORECAST_CAP,
+    forecast,
+    time_fraction_left,
+    token_fraction_used,
+    warning_level,
+)
 from core.models import EndReason, Interview, Status
 from core.parsing import format_duration
 
@@ -30,10 +36,21 @@ class CounterView:
     time_left_pct: int
     warning_level: str
     as_of: datetime
+    messages_left: int | None = None  # "about N more messages fit" (None: not known yet)
 
     @property
     def time_left_text(self) -> str:
         return format_duration(self.seconds_left)
+
+    @property
+    def forecast_text(self) -> str:
+        """``~3 more messages fit`` (empty when unknown or the interview is over)."""
+        if self.messages_left is None or self.status is Status.ENDED:
+            return ""
+        if self.messages_left >= FORECAST_CAP:
+            return f"{FORECAST_CAP}+ more messages fit"
+        noun = "message fits" if self.messages_left == 1 else "messages fit"
+        return f"~{self.messages_left} more {noun}"
 
     @property
     def status_text(self) -> str:
@@ -61,6 +78,7 @@ def build_counter(interview: Interview, challenge_title: str, now: datetime) -> 
         time_left_pct=round(100 * time_fraction_left(interview, now)),
         warning_level=warning_level(interview, now) if interview.is_open else "ok",
         as_of=now,
+        messages_left=forecast(interview),
     )
 
 
@@ -72,10 +90,16 @@ def progress_bar(percent: int, width: int = 10) -> str:
 
 def counter_text(view: CounterView) -> str:
     """A plain-text rendering (console, notification fallbacks)."""
+    time = (
+        f"⏱ ended with {view.time_left_text} left"
+        if view.status is Status.ENDED
+        else f"⏱ {view.time_left_text} left {progress_bar(view.time_left_pct)}"
+    )
     return (
-        f"⏱ {view.time_left_text} left {progress_bar(view.time_left_pct)} "
+        f"{time} "
         f"| 🪙 {view.tokens_used:,}/{view.token_budget:,} tokens "
         f"{progress_bar(view.tokens_used_pct)} {view.tokens_used_pct}% "
-        f"| {view.status_text}"
+        + (f"({view.forecast_text}) " if view.forecast_text else "")
+        + f"| {view.status_text}"
         + (f" | ⚠ {view.warning_level}" if view.warning_level != "ok" else "")
     )

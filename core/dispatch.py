@@ -29,12 +29,17 @@ async def run_command(
     if command.name == "help":
         return HELP_TEXT
     if command.name == "challenges":
+        config = service.config
         lines = [
-            f"• `{c.slug}` — {c.title} ({c.difficulty}, suggested {format_duration(c.time_limit_s)}"
-            f", {c.token_budget:,} tokens)"
+            f"• `{c.slug}` — {c.title} ({c.difficulty}, "
+            f"{format_duration(c.time_limit_s or config.time_limit_s)}, "
+            f"{c.token_budget or config.token_budget:,} tokens)"
             for c in await service.challenges.list(workspace.id)
         ]
-        return "Challenges:\n" + "\n".join(lines)
+        return (
+            "Challenges (with the limits `/interview start` uses when you give none):\n"
+            + "\n".join(lines)
+        )
     if command.name == "status":
         views = await service.status(workspace, actor)
         if not views:

@@ -10,6 +10,7 @@ error and ``usage=None``.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from typing import Literal, cast
 
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 TokenLimitParam = Literal["max_completion_tokens", "max_tokens"]
 TOKEN_LIMIT_PARAMS: tuple[TokenLimitParam, ...] = ("max_completion_tokens", "max_tokens")
+
+PLACEHOLDER_API_KEY = "no-key-set"
+"""Sent to an OpenAI-compatible server when no key is configured (local servers ignore it)."""
 
 MSG_RATE_LIMITED = (
     "The AI assistant is rate-limited right now; please send your message again in a minute."
@@ -124,14 +128,23 @@ class OpenAIChatModel:
     ) -> OpenAIChatModel:
         """Build the client. ``None`` falls back to ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``.
 
-        ``timeout_s`` bounds connecting, sending, the wait for the first byte and every gap
-        between stream chunks (not the whole reply). Raises ``openai.OpenAIError`` when no
-        API key can be found, and ``ValueError`` for an unknown ``token_limit_param``.
+        Local servers (Ollama, LM Studio, vLLM) need no key: with a ``base_url`` and no key
+        anywhere, a placeholder key is sent (and said once in the log). ``timeout_s`` bounds
+        connecting, sending, the wait for the first byte and every gap between stream
+        chunks (not the whole reply). Raises ``openai.OpenAIError`` when neither a key nor a
+        base URL can be found, and ``ValueError`` for an unknown ``token_limit_param``.
         """
         if token_limit_param not in TOKEN_LIMIT_PARAMS:
             raise ValueError(
                 f"token_limit_param must be one of {TOKEN_LIMIT_PARAMS}, not {token_limit_param!r}"
             )
+        if not api_key and not os.environ.get("OPENAI_API_KEY") and base_url:
+            log.info(
+                "OPENAI_API_KEY is not set: sending a placeholder key to %s "
+                "(local servers such as Ollama, LM Studio and vLLM need none)",
+                base_url,
+            )
+            api_key = PLACEHOLDER_API_KEY
         client = AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,

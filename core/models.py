@@ -83,6 +83,10 @@ class Interview:
     room_key: str | None = None  # how the adapter finds the interview from an incoming message
     platform_data: dict[str, Any] = field(default_factory=dict)
     version: int = 0
+    # The token forecast's inputs: the prompt an empty next message would need, and the
+    # average growth of the conversation per answered turn (0: no turn answered yet).
+    next_prompt_tokens: int = 0
+    turn_growth_tokens: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -110,9 +114,12 @@ class Interview:
         return self.started_at + timedelta(seconds=self.allowed_time_s + paused)
 
     def seconds_left(self, now: datetime) -> int:
-        """Whole seconds until the deadline (the full limit before start, 0 once ended)."""
+        """Whole seconds until the deadline (the full limit before start; once ended, what
+        was left when it ended)."""
         if self.status is Status.ENDED:
-            return 0
+            if self.ended_at is None or self.started_at is None:
+                return 0
+            now = self.ended_at
         deadline = self.deadline(now)
         if deadline is None:
             return self.allowed_time_s
@@ -177,8 +184,8 @@ class Challenge:
     title: str
     difficulty: str
     description: str
-    time_limit_s: int
-    token_budget: int
+    time_limit_s: int | None = None  # suggested limits; None: the bot's defaults apply
+    token_budget: int | None = None
     rubric: tuple[str, ...] = ()
     system_prompt: str | None = None
     model: str | None = None

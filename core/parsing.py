@@ -11,6 +11,8 @@ _TOKENS = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<k>k)?$")
 
 MAX_DURATION_SECONDS = 24 * 3600
 MAX_TOKEN_BUDGET = 10_000_000
+MIN_TIME_LIMIT_SECONDS = 60
+MIN_TOKEN_BUDGET = 1000  # less cannot hold a challenge's system prompt and one exchange
 
 
 def looks_like_duration(text: str) -> bool:

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import metrics
-from core.budget import completion_cap, drop_stale_warnings, due_warnings, next_time_event
+from core.budget import (
+    completion_cap,
+    drop_stale_warnings,
+    due_warnings,
+    exhausted,
+    next_time_event,
+    warning_text,
+)
 from core.challenges import ChallengeLibrary, system_prompt_for
 from core.clock import Clock
 from core.counter import CounterView, build_counter
@@ -25,7 +32,13 @@ from core.models import (
     TurnStatus,
     Workspace,
 )
-from core.parsing import format_duration
+from core.parsing import (
+    MAX_DURATION_SECONDS,
+    MAX_TOKEN_BUDGET,
+    MIN_TIME_LIMIT_SECONDS,
+    MIN_TOKEN_BUDGET,
+    format_duration,
+)
 from core.ports import (
     ChatMessage,
     ChatModel,
@@ -46,10 +59,6 @@ END_NOTES = {
     EndReason.ENDED_BY_INTERVIEWER: "The interviewer has ended this interview. Thank you!",
     EndReason.CANCELLED: "This interview was cancelled.",
 }
-
-
-MIN_TOKEN_BUDGET = 1000
-MIN_TIME_LIMIT_S = 60
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class InterviewService:
                 f"A budget of {token_budget:,} tokens is too small to hold the challenge; use at "
                 f"least {MIN_TOKEN_BUDGET:,} (did you mean `{token_budget}m` for minutes?)."
             )
-        if time_limit_s is not None and time_limit_s < MIN_TIME_LIMIT_S:
+        if time_limit_s is not None and time_limit_s < MIN_TIME_LIMIT_SECONDS:
             raise InvalidInput("An interview needs at least 1 minute.")
         if candidate_id == actor.user_id:
             raise InvalidInput("You can't interview yourself; mention the candidate instead.")
@@ -121,16 +130,20 @@ class InterviewService:
                 f"`/interview end <@{candidate_id}>`."
             )
         now = self.clock.now()
+        # What the command says, else what the challenge suggests, else the defaults.
         interview = Interview(
             workspace_id=workspace.id,
             platform=workspace.platform,
             candidate_id=candidate_id,
             interviewer_id=actor.user_id,
             challenge_slug=challenge.slug,
-            time_limit_s=time_limit_s or self.config.time_limit_s,
-            token_budget=token_budget or self.config.token_budget,
+            time_limit_s=time_limit_s or challenge.time_limit_s or self.config.time_limit_s,
+            token_budget=token_budget or challenge.token_budget or self.config.token_budget,
             created_at=now,
             platform_data=dict(platform_data or {}),
+        )
+        interview.next_prompt_tokens = self._counter(challenge).count_messages(
+            [*self._system(challenge), _EMPTY_MESSAGE]
         )
         await self.store.add_interview(interview, self._event(interview, actor, "created"))
         platform = self._platform(interview)
@@ -179,6 +192,7 @@ class InterviewService:
             interview = await self._load_open(interview_id, actor)
             if not interview.is_open:
                 raise IllegalTransition("This interview has already ended.")
+            _check_caps(interview, seconds, tokens)
             now = self.clock.now()
             interview.extra_time_s += max(0, seconds)
             interview.extra_tokens += max(0, tokens)
@@ -305,7 +319,7 @@ class InterviewService:
     async def _answer(self, interview: Interview, turn: Turn) -> None:
         challenge = await self._challenge(interview)
         model = challenge.model or self.config.model
-        counter = TokenCounter(model)
+        counter = self._counter(challenge)
         history = await self._history(interview, challenge, before_seq=turn.seq)
         messages = [*history, {"role": "user", "content": turn.content}]
         prompt_tokens = counter.count_messages(messages)
@@ -335,7 +349,18 @@ class InterviewService:
             if challenge.temperature is not None
             else self.config.temperature,
         )
-        result = await self._stream_until_deadline(interview, request, writer.append)
+        received: list[str] = []
+
+        async def relay(delta: str) -> None:
+            received.append(delta)
+            await writer.append(delta)
+
+        try:
+            result = await self._stream_until_deadline(interview, request, relay)
+        except asyncio.CancelledError:
+            # Shutdown or Ctrl-C: record what the call cost before going.
+            await asyncio.shield(self._record_interrupted(interview, turn, "".join(received)))
+            raise
         if result.usage is not None:
             spent, prompt_used, completion_used = (
                 result.usage.total,
@@ -357,6 +382,8 @@ class InterviewService:
         turn.answered_at = self.clock.now()
         turn.status = TurnStatus.FAILED if result.error else TurnStatus.ANSWERED
         interview.tokens_used += charged
+        conversation = [*history, *_pair(turn)] if turn.status is TurnStatus.ANSWERED else history
+        self._update_forecast(interview, counter, conversation)
         await self.store.save_turn(turn, interview)
         metrics.TOKENS_CHARGED.inc(charged)
         metrics.TURNS.labels(turn.status.value).inc()
@@ -376,7 +403,7 @@ class InterviewService:
             await writer.finish(footer)
         if interview.seconds_left(self.clock.now()) <= 0:
             await self._finish(interview, EndReason.TIME_UP, "system")
-        elif not await self._end_if_exhausted(interview, counter, [*history, *_pair(turn)]):
+        elif not await self._end_if_exhausted(interview, counter, conversation):
             await self._refresh(interview, challenge)
 
     async def _stream_until_deadline(
@@ -412,10 +439,27 @@ class InterviewService:
             reached_model=True,
         )
 
+    def _counter(self, challenge: Challenge) -> TokenCounter:
+        return TokenCounter(challenge.model or self.config.model)
+
+    @staticmethod
+    def _system(challenge: Challenge) -> list[ChatMessage]:
+        return [{"role": "system", "content": system_prompt_for(challenge)}]
+
+    def _update_forecast(
+        self, interview: Interview, counter: TokenCounter, conversation: list[ChatMessage]
+    ) -> None:
+        """Remember what the next message will cost and how much each turn adds on average."""
+        interview.next_prompt_tokens = counter.count_messages([*conversation, _EMPTY_MESSAGE])
+        answered = (len(conversation) - 1) // 2
+        if answered > 0:
+            base = counter.count_messages([*conversation[:1], _EMPTY_MESSAGE])
+            interview.turn_growth_tokens = max(1, (interview.next_prompt_tokens - base) // answered)
+
     async def _history(
         self, interview: Interview, challenge: Challenge, before_seq: int
     ) -> list[ChatMessage]:
-        messages: list[ChatMessage] = [{"role": "system", "content": system_prompt_for(challenge)}]
+        messages = self._system(challenge)
         for turn in await self.store.list_turns(interview.id):
             if turn.seq < before_seq and turn.status is TurnStatus.ANSWERED:
                 messages.extend(_pair(turn))
@@ -424,10 +468,10 @@ class InterviewService:
     async def _end_if_exhausted(
         self, interview: Interview, counter: TokenCounter, history: list[ChatMessage]
     ) -> bool:
-        """End the session when not even an empty next message could be answered."""
-        smallest_next = counter.count_messages([*history, {"role": "user", "content": ""}])
+        """End the session when not even a short message with a short reply still fits."""
+        smallest_next = counter.count_messages([*history, _EMPTY_MESSAGE])
         left = interview.tokens_left
-        if completion_cap(left, smallest_next) > 0:
+        if not exhausted(left, smallest_next):
             return False
         note = END_NOTES[EndReason.TOKENS_EXHAUSTED]
         if left > 0:
@@ -447,6 +491,14 @@ class InterviewService:
                 for turn in await self.store.list_turns(interview.id):
                     if turn.status is TurnStatus.STREAMING:
                         await self._charge_interrupted(interview, turn)
+                if (
+                    interview.status is Status.ACTIVE
+                    and interview.seconds_left(self.clock.now()) <= 0
+                ):
+                    # Overdue while the bot was down: closed now, before anyone is told
+                    # the interview is still running.
+                    await self._finish(interview, EndReason.TIME_UP, "system")
+                    continue
             self._arm(interview)
             pending = [
                 t
@@ -455,6 +507,23 @@ class InterviewService:
             ]
             if pending:
                 self._spawn(self._replay(interview.id, pending))
+
+    async def _record_interrupted(self, interview: Interview, turn: Turn, received: str) -> None:
+        """A turn cut short by shutdown: charge the prompt and what arrived, mark it."""
+        counter = TokenCounter(self.config.model)
+        spent = turn.prompt_tokens + counter.count_text(received) if received else 0
+        charged = min(spent, interview.tokens_left)
+        turn.status, turn.reply, turn.charged_tokens = TurnStatus.FAILED, received, charged
+        turn.error = "interrupted: the bot was stopped while answering"
+        turn.answered_at = self.clock.now()
+        interview.tokens_used += charged
+        try:
+            await self.store.save_turn(turn, interview)
+        except Exception:
+            log.exception("could not record the interrupted turn %s", turn.id)
+            return
+        metrics.TOKENS_CHARGED.inc(charged)
+        metrics.TURNS.labels(turn.status.value).inc()
 
     async def _charge_interrupted(self, interview: Interview, turn: Turn) -> None:
         # The prompt reached the API before the crash; what streamed since is unknown.
@@ -526,8 +595,7 @@ class InterviewService:
                 interview,
                 *(self._event(interview, None, "warning", threshold=w.key) for w in warnings),
             )
-            for warning in warnings:
-                await self._notice(interview, f"⚠️ {warning.message}")
+            await self._notice(interview, warning_text(warnings, interview))
         challenge = challenge or await self._challenge(interview)
         before = dict(interview.platform_data)
         await self._show_counter(interview, self._view(interview, challenge))
@@ -619,6 +687,35 @@ class InterviewService:
             kind=kind,
             at=self.clock.now(),
             detail=detail,
+        )
+
+
+_EMPTY_MESSAGE: ChatMessage = {"role": "user", "content": ""}
+
+
+def _check_caps(interview: Interview, seconds: int, tokens: int) -> None:
+    """Extensions can't take an interview past 24 hours or 10,000,000 tokens in total."""
+    if seconds > 0 and interview.allowed_time_s + seconds > MAX_DURATION_SECONDS:
+        room = MAX_DURATION_SECONDS - interview.allowed_time_s
+        raise InvalidInput(
+            f"An interview can last at most {format_duration(MAX_DURATION_SECONDS)} in total; "
+            f"this one is at {format_duration(interview.allowed_time_s)}, so "
+            + (
+                f"at most +{format_duration(room)} can be added."
+                if room > 0
+                else "no more time can be added."
+            )
+        )
+    if tokens > 0 and interview.total_budget + tokens > MAX_TOKEN_BUDGET:
+        room = MAX_TOKEN_BUDGET - interview.total_budget
+        raise InvalidInput(
+            f"An interview's budget can be at most {MAX_TOKEN_BUDGET:,} tokens in total; this "
+            f"one is at {interview.total_budget:,}, so "
+            + (
+                f"at most +{room:,} tokens can be added."
+                if room > 0
+                else "no more tokens can be added."
+            )
         )
 
 

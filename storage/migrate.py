@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.engine import make_engine
+
+log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
 ALEMBIC_INI = _HERE / "alembic.ini"
@@ -45,7 +48,11 @@ def _current_revision(connection: Connection) -> str | None:
 async def upgrade_engine(engine: AsyncEngine) -> None:
     """Bring the database behind ``engine`` up to the latest revision (idempotent)."""
     async with engine.begin() as connection:
+        before = await connection.run_sync(_current_revision)
         await connection.run_sync(_run_upgrade)
+        after = await connection.run_sync(_current_revision)
+    if before != after:
+        log.info("database schema upgraded from %s to %s", before or "nothing", after)
 
 
 async def upgrade(database_url: str, *, connect_args: Mapping[str, Any] | None = None) -> None:

@@ -451,6 +451,8 @@ def _interview_values(interview: Interview) -> dict[str, Any]:
         "room_key": interview.room_key,
         "platform_data": interview.platform_data,
         "version": interview.version,
+        "next_prompt_tokens": interview.next_prompt_tokens,
+        "turn_growth_tokens": interview.turn_growth_tokens,
     }
 
 
@@ -480,6 +482,8 @@ def _interview(row: RowMapping) -> Interview:
         room_key=row["room_key"],
         platform_data=dict(row["platform_data"] or {}),
         version=row["version"],
+        next_prompt_tokens=row["next_prompt_tokens"],
+        turn_growth_tokens=row["turn_growth_tokens"],
     )
 
 

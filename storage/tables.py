@@ -107,6 +107,8 @@ interviews = sa.Table(
     sa.Column("room_key", NAME, nullable=True),
     sa.Column("platform_data", JSON, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("next_prompt_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("turn_growth_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("platform", "room_key", name=ROOM_CONSTRAINT),
 )
 
@@ -182,8 +184,8 @@ challenges = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("difficulty", KIND, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
-    sa.Column("time_limit_s", sa.Integer, nullable=False),
-    sa.Column("token_budget", sa.Integer, nullable=False),
+    sa.Column("time_limit_s", sa.Integer, nullable=True),
+    sa.Column("token_budget", sa.Integer, nullable=True),
     sa.Column("rubric", JSON, nullable=False),
     sa.Column("system_prompt", sa.Text, nullable=True),
     sa.Column("model", NAME, nullable=True),

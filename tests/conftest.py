@@ -23,6 +23,9 @@ from storage import SqlStore, create_store, normalize_url, upgrade
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.recording_platform import RecordingPlatform
 
+# Every bot a test starts serves its metrics on a free port (not the fixed default).
+os.environ.setdefault("METRICS_PORT", "0")
+
 INTERVIEWER = Actor("U_INT", is_interviewer=True)
 CANDIDATE = "U_CAND"
 

@@ -95,6 +95,8 @@ class FakeAdapter:
         self.started = False
 
     async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        if not self.ready:
+            return web.Response(status=503, text="starting")
         return web.Response(text="handled " + await request.text())
 
 
@@ -125,7 +127,12 @@ async def test_health_waits_for_database_and_adapters_then_serves_metrics(clean_
                 assert await response.text() == "handled payload"
             async with http.post(f"{base}/discord/events", data="x") as response:
                 assert response.status == 404
+            # metrics live on their own (internal) port, not next to the Slack endpoint
             async with http.get(f"{base}/metrics") as response:
+                assert response.status == 404
+            metrics_url = f"http://127.0.0.1:{runtime.metrics_port}/metrics"
+            assert runtime.metrics_port not in (None, runtime.port)
+            async with http.get(metrics_url) as response:
                 body = await response.text()
                 assert "interview_buddy_interviews_started_total" in body
         assert adapter.started and built[0].platforms["slack"] is adapter.platform
@@ -142,7 +149,7 @@ async def test_health_waits_for_database_and_adapters_then_serves_metrics(clean_
         ("DEFAULT_TOKEN_BUDGET", "lots", "DEFAULT_TOKEN_BUDGET:"),
         ("TIMEZONE", "Mars/Base", "TIMEZONE:"),
         ("DISCORD_GUILD_IDS", "123,abc", "DISCORD_GUILD_IDS:"),
-        ("SLACK_BOT_TOKEN", "xoxb-1", "SLACK_SIGNING_SECRET is required"),
+        ("SLACK_BOT_TOKEN", "xoxb-1", "SLACK_SIGNING_SECRET: required (and not empty)"),
         ("LLM_TOKEN_PARAM", "max_length", "LLM_TOKEN_PARAM:"),
     ],
 )
@@ -164,3 +171,36 @@ def test_run_names_the_adapters_it_starts(clean_env: Path, monkeypatch: pytest.M
     from bot.app import adapter_factories
 
     assert list(adapter_factories(load_settings())) == ["slack", "discord"]
+
+
+def test_database_password_with_any_characters_is_url_encoded(clean_env: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    settings = load_settings(
+        database_url="postgresql+asyncpg://buddy@db:5432/interview_buddy",
+        database_password="p@ss/w:rd#?%",
+    )
+    url = make_url(settings.database_url)
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "buddy",
+        "p@ss/w:rd#?%",
+        "db",
+        5432,
+        "interview_buddy",
+    )
+    assert "p@ss" not in repr(settings)
+
+
+def test_compose_passes_the_password_apart_and_keeps_metrics_internal() -> None:
+    import yaml
+
+    compose = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text()
+    )
+    bot = compose["services"]["bot"]
+    env = bot["environment"]
+    assert "${POSTGRES_PASSWORD" not in env["DATABASE_URL"]
+    assert env["DATABASE_PASSWORD"] == compose["services"]["db"]["environment"]["POSTGRES_PASSWORD"]
+    published = [str(p) for p in bot["ports"]]
+    assert published == [f"{env['HTTP_PORT']}:{env['HTTP_PORT']}"]
+    assert env["METRICS_PORT"] not in " ".join(published) and env["METRICS_PORT"] in bot["expose"]

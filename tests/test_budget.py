@@ -140,3 +140,68 @@ def test_format_duration() -> None:
     assert format_duration(300) == "5m"
     assert format_duration(3605) == "1h 5s"
     assert format_duration(-3) == "0s"
+
+
+# ---- the "about N more messages fit" forecast ---------------------------------------------
+
+
+def test_messages_that_fit_accounts_for_the_growing_conversation() -> None:
+    from core.budget import messages_that_fit
+
+    # 1,000 left; the next message costs 300 + 100, then 400 + 100 (the conversation grew).
+    assert messages_that_fit(1000, 300, 100) == 2
+    assert messages_that_fit(899, 300, 100) == 1
+    assert messages_that_fit(399, 300, 100) == 0
+    # a conversation that did not grow would fit 2 more (not 3: each also adds a turn)
+    assert messages_that_fit(1000, 400, 1) == 2
+    assert messages_that_fit(10_000_000, 10, 1) == 99  # capped
+
+
+@given(left=st.integers(0, 50_000), size=st.integers(1, 5000), growth=st.integers(1, 2000))
+def test_messages_that_fit_is_what_a_turn_by_turn_simulation_gives(
+    left: int, size: int, growth: int
+) -> None:
+    from core.budget import FORECAST_CAP, messages_that_fit
+
+    fits = messages_that_fit(left, size, growth)
+    costs = [size + growth * (k + 1) for k in range(fits + 1)]
+    assert sum(costs[:fits]) <= left  # the forecast messages do fit
+    assert fits == FORECAST_CAP or sum(costs) > left  # and one more would not
+
+
+def test_forecast_warnings_fire_at_two_and_one_and_say_the_current_count() -> None:
+    from core.budget import warning_text
+
+    interview = running(budget=3000)
+    interview.next_prompt_tokens, interview.turn_growth_tokens = 500, 200
+    assert [t.key for t in due_warnings(interview, T0)] == []  # 700 + 900 + 1100 fit: 3
+    interview.tokens_used = 700  # 2,300 left: 700 + 900 fit, 1,100 more would not
+    (due,) = due_warnings(interview, T0)
+    assert due.key == "messages_2"
+    assert warning_text([due], interview).startswith("⚠️ About 2 more messages fit")
+    interview.warnings_sent.append("messages_2")
+    interview.tokens_used = 2000  # 1,000 left: only 700
+    (due,) = due_warnings(interview, T0)
+    assert due.key == "messages_1"
+    assert "About 1 more message fits" in warning_text([due], interview)
+    assert warning_level(interview, T0) == "critical"
+
+
+def test_a_forecast_that_jumps_past_two_warns_once_with_the_latest_count() -> None:
+    from core.budget import warning_text
+
+    interview = running(budget=3000)
+    interview.next_prompt_tokens, interview.turn_growth_tokens = 500, 200
+    interview.tokens_used = 2500  # 500 left: not even one
+    due = due_warnings(interview, T0)
+    assert {t.key for t in due} == {"tokens_75", "messages_2", "messages_1"}
+    text = warning_text(due, interview)
+    assert text.count("⚠️") == 1 and "75% of the token budget is used." in text
+    assert "Your next message may not fit" in text and "About 2" not in text
+
+
+def test_exhausted_when_not_even_a_short_turn_fits() -> None:
+    from core.budget import MIN_TURN_TOKENS, exhausted
+
+    assert not exhausted(1000 + MIN_TURN_TOKENS, 1000)
+    assert exhausted(1000 + MIN_TURN_TOKENS - 1, 1000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,9 @@ async def start_runtime(
     return runtime, adapters[0]
 
 
-@pytest_asyncio.fixture
-async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
+@asynccontextmanager
+async def discord_world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
+    """A fake Discord and a fake OpenAI, and the bot's runtime connected to them."""
     original_base = discord.http.Route.BASE
     async with FakeDiscord() as fake, FakeOpenAI(tokens_per_chunk=3) as openai:
         ids = fake.seed()
@@ -157,6 +159,12 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         finally:
             await world.runtime.stop()  # the current one: a test may have restarted it
             discord.http.Route.BASE = original_base
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
+    async with discord_world(tmp_path) as built:
+        yield built
 
 
 async def open_interview(world: DiscordWorld, **options: Any) -> Interview:

@@ -333,3 +333,82 @@ async def test_gateway_resume_after_drop(fake: FakeDiscord, ids: SeedIds, bot: B
     assert len(fake.identify_payloads) == 1
     mid = await fake.send_message(ids.channel_id, ids.member_id, "still there?")
     await _eventually(lambda: any(m.id == mid for m in bot.messages))
+
+
+async def test_refused_edits_answer_30046_and_deleted_messages_10008(
+    fake: FakeDiscord, ids: SeedIds, bot: Bot
+) -> None:
+    channel = bot.get_channel(ids.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    counter = await channel.send("counter")
+    await counter.edit(content="counter, edited")  # a fresh message: fine
+    fake.refuse_edits(channel.id, counter.id)  # Discord's limit reached early for this one
+    with pytest.raises(discord.HTTPException) as refused:
+        await counter.edit(content="counter, refused")
+    assert refused.value.status == 400 and refused.value.code == 30046
+    url = f"{fake.api_base}/channels/{channel.id}/messages/{counter.id}"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.patch(url, json={"content": "x"}, headers={"Authorization": "Bot test-token"}) as r,
+    ):
+        assert r.status == 400
+        assert await r.json() == {
+            "message": "Maximum number of edits to messages older than 1 hour reached.",
+            "code": 30046,
+        }
+
+    other = await channel.send("someone deletes this")
+    await fake.delete_message(channel.id, other.id)
+    assert fake.dispatched[-1] == (
+        "MESSAGE_DELETE",
+        {"id": str(other.id), "channel_id": str(channel.id), "guild_id": str(ids.guild_id)},
+    )
+    with pytest.raises(discord.NotFound) as gone:
+        await other.edit(content="too late")
+    assert gone.value.code == 10008
+    assert fake.channel_messages(channel.id)[-1]["id"] == counter.id
+
+
+async def test_gateway_outage_modes(fake: FakeDiscord, ids: SeedIds) -> None:
+    async with aiohttp.ClientSession() as http:
+        await fake.take_gateway_down("http", http_status=503)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(fake.gateway_url)
+        assert refused.value.status == 503 and fake.refused_gateway_connections == 1
+
+        await fake.take_gateway_down("close", close_code=4000)
+        async with http.ws_connect(fake.gateway_url) as ws:
+            closed = await ws.receive()
+            assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 4000
+        assert fake.refused_gateway_connections == 2
+
+        await fake.take_gateway_down("stall")
+        async with http.ws_connect(fake.resume_gateway_url) as ws:
+            assert (await ws.receive_json())["op"] == 10  # HELLO, then nothing
+            await ws.send_json({"op": 1, "d": None})  # a heartbeat: no ACK
+            await ws.send_json({"op": 6, "d": {"token": "test-token", "session_id": "x"}})
+            await fake.wait_for(lambda: fake.refused_gateway_connections == 3)
+            await fake.bring_gateway_up()  # closes the stalled socket: reconnect now
+            closed = await ws.receive()
+            assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 4000
+
+        async with http.ws_connect(fake.gateway_url) as ws:  # up again
+            assert (await ws.receive_json())["op"] == 10
+            await ws.send_json({"op": 1, "d": None})
+            assert (await ws.receive_json())["op"] == 11
+    assert fake.refused_gateway_connections == 3
+    with pytest.raises(ValueError):
+        await fake.take_gateway_down("unplugged")
+
+
+async def test_gateway_down_then_up_resumes_the_session(
+    fake: FakeDiscord, ids: SeedIds, bot: Bot
+) -> None:
+    await fake.take_gateway_down()  # discord.py retries the RESUME at once, again and again
+    await fake.wait_for(lambda: fake.refused_gateway_connections >= 3)
+    assert not bot.resumed.is_set()
+    await fake.bring_gateway_up()
+    await asyncio.wait_for(bot.resumed.wait(), 5)
+    assert fake.resumes == 1 and len(fake.identify_payloads) == 1
+    mid = await fake.send_message(ids.channel_id, ids.member_id, "back?")
+    await _eventually(lambda: any(m.id == mid for m in bot.messages))

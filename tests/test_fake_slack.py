@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -443,3 +444,57 @@ async def test_bolt_app_against_the_fake(fake: FakeSlack) -> None:
     bad: BoltHeaders = dict(signing.signed_headers("wrong-secret", forged))
     rejected = await app.async_dispatch(AsyncBoltRequest(body=forged, headers=bad))
     assert rejected.status == 401
+
+
+async def test_socket_mode_connections_drops_and_refusals(fake: FakeSlack) -> None:
+    client = AsyncWebClient(base_url=fake.api_url)
+    for token, error in [
+        ("xoxb-test", "not_allowed_token_type"),
+        ("xapp-wrong", "invalid_auth"),
+        ("", "not_authed"),
+    ]:
+        err = await api_error(client.apps_connections_open(app_token=token))
+        assert (err.response.status_code, err.response["error"]) == (200, error)
+    url = (await client.apps_connections_open(app_token=fake.app_token))["url"]
+    assert url.startswith(f"ws://127.0.0.1:{fake.port}/socket-mode?ticket=")
+    assert [url.rsplit("=", 1)[1]] == fake.tickets_issued
+
+    async with aiohttp.ClientSession() as http:
+        first = await http.ws_connect(url)
+        assert (await first.receive_json())["type"] == "hello"
+        await fake.wait_socket()
+        assert (fake.socket_connections, fake.tickets_used) == (1, fake.tickets_issued)
+
+        async def ack_one(ws: aiohttp.ClientWebSocketResponse) -> None:
+            envelope = await ws.receive_json()
+            await ws.send_json({"envelope_id": envelope["envelope_id"], "payload": {"ok": 1}})
+
+        acking = asyncio.create_task(ack_one(first))
+        ack = await fake.socket_send("events_api", {"type": "event_callback"})
+        await acking
+        assert ack["payload"] == {"ok": 1} and fake.socket_acks[ack["envelope_id"]] == ack
+
+        # Refusing new connections leaves the open one alone; dropping closes it (1001).
+        fake.refuse_sockets("internal_error")
+        err = await api_error(client.apps_connections_open(app_token=fake.app_token))
+        assert err.response["error"] == "internal_error"
+        assert not first.closed
+        await fake.drop_sockets()
+        closing = await first.receive()
+        assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+        with pytest.raises(RuntimeError, match="no Socket Mode connection"):
+            await fake.socket_send("events_api", {})
+
+        fake.refuse_sockets(None)  # URLs again, but the handshake fails
+        url = (await client.apps_connections_open(app_token=fake.app_token))["url"]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url)
+        assert refused.value.status == 503
+        assert fake.socket_refusals == 2
+
+        fake.accept_sockets()
+        second = await http.ws_connect(url)  # the same URL works once accepted
+        assert (await second.receive_json())["type"] == "hello"
+        await fake.wait_socket(connections=2)
+        assert fake.socket_connections == 2
+        await second.close()

@@ -405,3 +405,42 @@ async def test_fake_non_streaming(fake: FakeOpenAI) -> None:
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage is not None and completion.usage.completion_tokens == 5
     assert completion.choices[0].message.content == TokenCounter(MODEL).truncate(REPLY, 5)
+
+
+# -- local servers without a key ------------------------------------------------------------
+
+
+async def test_a_base_url_without_any_key_sends_a_placeholder_and_says_so_once(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ollama, LM Studio and vLLM need no key: `interview-buddy run` must not crash."""
+    from bot.app import build_model
+    from bot.settings import load_settings
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    caplog.set_level("INFO", logger="core.llm")
+    model = build_model(load_settings(openai_base_url=fake.base_url, openai_api_key=None))
+    assert isinstance(model, OpenAIChatModel)
+    try:
+        fake.replies.append("local answer")
+        first = await model.stream_chat(chat(), Collector())
+        second = await model.stream_chat(chat(), Collector())
+    finally:
+        await model.aclose()
+    assert first.error is None and first.text == "local answer"
+    assert second.error is None and second.text
+    assert [h["Authorization"] for h in fake.request_headers] == ["Bearer no-key-set"] * 2
+    notes = [r.getMessage() for r in caplog.records if "placeholder key" in r.getMessage()]
+    assert len(notes) == 1 and fake.base_url in notes[0]
+
+
+def test_without_a_base_url_or_key_the_offline_model_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.app import build_model
+    from bot.settings import load_settings
+    from core.offline_model import OfflineChatModel
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert isinstance(build_model(load_settings()), OfflineChatModel)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from core.errors import Conflict, IllegalTransition, InvalidInput, NotAuthorized
-from core.models import Actor, EndReason, Interview, Status, Turn, TurnStatus
+from core.models import Actor, Challenge, EndReason, Interview, Status, Turn, TurnStatus
 from core.ports import ChatRequest, ChatResult, OnDelta, Usage
 from core.tokens import TokenCounter
 from tests.conftest import CANDIDATE, INTERVIEWER, Engine, make_engine
@@ -36,15 +36,29 @@ async def test_start_opens_room_posts_counter_and_audits(engine: Engine) -> None
     assert kinds == ["created", "started"]
 
 
-async def test_defaults_apply_when_command_gives_none() -> None:
-    engine = await make_engine(time_limit_s=1234, token_budget=777)
-    interview = await start(engine)
-    assert (interview.time_limit_s, interview.token_budget, interview.challenge_slug) == (
-        1234,
-        777,
-        "two-sum",
+async def test_limits_come_from_the_command_else_the_challenge_else_the_defaults() -> None:
+    engine = await make_engine(time_limit_s=1234, token_budget=7777, challenge_slug="plain")
+    await engine.store.save_custom_challenge(
+        None, Challenge("plain", "Plain", "easy", "No suggested limits.", builtin=False)
     )
-    await engine.service.close()
+    try:
+        interview = await start(engine)
+        assert (interview.time_limit_s, interview.token_budget, interview.challenge_slug) == (
+            1234,
+            7777,
+            "plain",
+        )
+        await engine.service.end(INTERVIEWER, interview.id)
+        # url-shortener suggests 1h and 30k: used when the command gives no limits
+        suggested = await start(engine, challenge_slug="url-shortener")
+        assert (suggested.time_limit_s, suggested.token_budget) == (3600, 30_000)
+        await engine.service.end(INTERVIEWER, suggested.id)
+        explicit = await start(
+            engine, challenge_slug="url-shortener", time_limit_s=600, token_budget=2000
+        )
+        assert (explicit.time_limit_s, explicit.token_budget) == (600, 2000)
+    finally:
+        await engine.service.close()
 
 
 async def test_second_interview_for_same_candidate_is_refused(engine: Engine) -> None:
@@ -213,20 +227,40 @@ async def test_end_by_interviewer_then_messages_get_polite_refusal(engine: Engin
         await engine.service.extend(INTERVIEWER, interview.id, tokens=5)
 
 
-async def test_token_warnings_and_exhaustion_never_overspend(engine: Engine) -> None:
-    interview = await start(engine, token_budget=8000)
-    for i in range(30):
-        await say(engine, interview, f"question number {i}, please explain more", f"m{i}")
-        stored = await engine.store.get_interview(interview.id)
-        assert stored is not None and stored.tokens_used <= 8000
-        if stored.status is Status.ENDED:
-            break
-    assert stored.end_reason is EndReason.TOKENS_EXHAUSTED
-    turns = await engine.store.list_turns(interview.id)
-    assert sum(t.charged_tokens for t in turns) == stored.tokens_used
-    texts = engine.platform.notice_texts()
-    assert texts.count("⚠️ 75% of the token budget is used.") == 1
-    assert texts.count("⚠️ 90% of the token budget is used.") <= 1
+def _is_token_warning(text: str) -> bool:
+    return text.startswith("⚠️") and ("token budget" in text)
+
+
+@pytest.mark.parametrize("budget", range(1000, 12_001, 500))
+@pytest.mark.parametrize("challenge", ["two-sum", "lru-cache", "url-shortener"])
+@pytest.mark.parametrize("words", [3, 40, 250])
+async def test_every_session_that_runs_out_of_tokens_was_warned_before_its_last_answer(
+    budget: int, challenge: str, words: int
+) -> None:
+    engine = await make_engine()
+    try:
+        interview = await start(engine, token_budget=budget, challenge_slug=challenge)
+        question = "please explain " * words
+        for i in range(80):
+            await say(engine, interview, f"question {i}: {question}", f"m{i}")
+            stored = await engine.store.get_interview(interview.id)
+            assert stored is not None and stored.tokens_used <= budget
+            if stored.status is Status.ENDED:
+                break
+            if (await engine.store.list_turns(interview.id))[-1].status is TurnStatus.REFUSED:
+                question = ""  # told the message does not fit, the candidate writes less
+        assert stored.end_reason is EndReason.TOKENS_EXHAUSTED
+        turns = await engine.store.list_turns(interview.id)
+        assert sum(t.charged_tokens for t in turns) == stored.tokens_used
+        timeline = engine.platform.timeline
+        answered = [i for i, (kind, _) in enumerate(timeline) if kind == "reply"]
+        warned = [i for i, (kind, text) in enumerate(timeline) if _is_token_warning(text)]
+        assert answered, "the budget allowed no answer at all"
+        assert warned and warned[0] < answered[-1], timeline
+        # each warning once
+        assert len(stored.warnings_sent) == len(set(stored.warnings_sent))
+    finally:
+        await engine.service.close()
 
 
 class FixedUsageModel:
@@ -469,5 +503,91 @@ async def test_a_reply_still_streaming_at_the_deadline_is_stopped_and_the_sessio
         stored = await engine.store.get_interview(interview.id)
         assert stored is not None and stored.end_reason is EndReason.TIME_UP
         assert stored.ended_at == interview.started_at + timedelta(seconds=600)  # type: ignore[operator]
+    finally:
+        await engine.service.close()
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        (["24h", "23h59m", "23h"], "at most +23h 15m can be added"),
+        (["23h15m", "1m"], "no more time can be added"),
+    ],
+)
+async def test_repeated_extensions_cannot_pass_24_hours_in_total(
+    engine: Engine, steps: list[str], message: str
+) -> None:
+    from core.parsing import parse_duration
+
+    interview = await start(engine, time_limit_s=45 * 60)
+    errors = []
+    for step in steps:
+        try:
+            await engine.service.extend(INTERVIEWER, interview.id, seconds=parse_duration(step))
+        except InvalidInput as exc:
+            errors.append(str(exc))
+    assert errors and message in errors[0]
+    stored = await engine.store.get_interview(interview.id)
+    assert stored is not None and stored.allowed_time_s <= 24 * 3600
+    assert engine.platform.counters[-1].seconds_left <= 24 * 3600
+
+
+async def test_token_extensions_cannot_pass_ten_million_in_total(engine: Engine) -> None:
+    interview = await start(engine, token_budget=20_000)
+    await engine.service.extend(INTERVIEWER, interview.id, tokens=9_000_000)
+    with pytest.raises(InvalidInput, match=r"at most \+980,000 tokens can be added"):
+        await engine.service.extend(INTERVIEWER, interview.id, tokens=5_000_000)
+    await engine.service.extend(INTERVIEWER, interview.id, tokens=980_000)
+    with pytest.raises(InvalidInput, match="no more tokens can be added"):
+        await engine.service.extend(INTERVIEWER, interview.id, tokens=1)
+    stored = await engine.store.get_interview(interview.id)
+    assert stored is not None and stored.total_budget == 10_000_000
+
+
+async def test_recover_closes_an_overdue_interview_before_returning(engine: Engine) -> None:
+    interview = await start(engine, time_limit_s=600)
+    await engine.service.close()
+    engine.clock.advance(timedelta(minutes=30))  # the bot was down past the deadline
+    restarted = type(engine.service)(
+        engine.store, engine.service.model, engine.clock, {"test": engine.platform}
+    )
+    try:
+        await restarted.recover()  # no settle(): closed by the time recover() returns
+        assert await engine.store.list_open() == []
+        stored = await engine.store.get_interview(interview.id)
+        assert stored is not None and stored.end_reason is EndReason.TIME_UP
+        assert engine.platform.closed[-1][0] == interview.id
+    finally:
+        await restarted.close()
+
+
+async def test_final_counter_of_an_early_end_shows_the_time_that_was_left(engine: Engine) -> None:
+    interview = await start(engine, time_limit_s=600)
+    engine.clock.advance(timedelta(minutes=3, seconds=20))
+    await engine.service.end(INTERVIEWER, interview.id)
+    final = engine.platform.counters[-1]
+    assert final.status is Status.ENDED and final.seconds_left == 400
+    from core.counter import counter_text
+
+    assert counter_text(final).startswith("⏱ ended with 6m 40s left")
+
+
+async def test_a_reply_cut_short_by_shutdown_is_recorded_and_charged() -> None:
+    model = EndlessModel()
+    engine = await make_engine(model)
+    try:
+        interview = await start(engine, time_limit_s=600)
+        talking = asyncio.create_task(say(engine, interview, "explain everything", "m1"))
+        await model.started.wait()
+        talking.cancel()  # Ctrl-C in the console, SIGTERM in the bot
+        with pytest.raises(asyncio.CancelledError):
+            await talking
+        (turn,) = await engine.store.list_turns(interview.id)
+        assert turn.status is TurnStatus.FAILED and turn.error and "interrupted" in turn.error
+        counter = TokenCounter("gpt-4o-mini")
+        assert turn.reply == "Let me explain at length"
+        assert turn.charged_tokens == turn.prompt_tokens + counter.count_text(turn.reply)
+        stored = await engine.store.get_interview(interview.id)
+        assert stored is not None and stored.tokens_used == turn.charged_tokens
     finally:
         await engine.service.close()

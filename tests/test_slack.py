@@ -230,9 +230,15 @@ async def test_whole_flow_start_chat_extend_exhaust_close(world: SlackWorld) -> 
         lambda: (
             "controls"
             not in {b.get("block_id") for b in world.slack.message(channel, root_ts).blocks or []}
+            # the closing note is paced like every post (about one a second per channel)
+            and any(m.text.startswith("🏁") for m in world.slack.thread(channel, root_ts))
         )
     )
     thread_texts = [m.text for m in world.slack.thread(channel, root_ts)]
+    # the candidate was warned before the end came
+    warned = [i for i, t in enumerate(thread_texts) if "more message" in t or "may not fit" in t]
+    ended = next(i for i, t in enumerate(thread_texts) if t.startswith("🏁"))
+    assert warned and warned[0] < ended
     assert any("The token budget is used up" in t for t in thread_texts)
 
     await world.say(channel, root_ts, "hello?", "1700000300.000001")

@@ -92,7 +92,7 @@ async def test_migrations_are_idempotent_and_match_tables(backend: Backend) -> N
 
     engine = make_engine(backend.url, connect_args=backend.connect_args)
     try:
-        assert await current_revision(engine) == head_revision() == "0001"
+        assert await current_revision(engine) == head_revision() == "0002"
         async with engine.connect() as conn:
             assert await conn.run_sync(_schema_diff) == []
             open_index = await conn.scalar(

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import TextIO
 
 from core.counter import CounterView, counter_text
 from core.models import Challenge, Interview, Turn, Workspace
 
-_MENTION = re.compile(r"<[@#]([^>|]+)(?:\|[^>]*)?>")
+_USER = re.compile(r"<@([^>|]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#([^>|]+)(?:\|[^>]*)?>")
+_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 
 
 def plain(text: str) -> str:
-    """``<@me>`` -> ``@me`` for the terminal."""
-    return _MENTION.sub(r"@\1", text)
+    """Chat markup as console text: ``<@me>`` -> ``me``, ``<#C1>`` -> ``#C1``, `code` -> code."""
+    text = _USER.sub(r"\1", text)
+    text = _CHANNEL.sub(r"#\1", text)
+    text = _DATE.sub(r"\1", text)
+    return _CODE_SPAN.sub(r"\1", text)
 
 
 class ConsoleReply:
@@ -44,19 +51,24 @@ class ConsolePlatform:
 
     name = "console"
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO | None = None) -> None:
         self._out = out
 
+    @property
+    def out(self) -> TextIO:
+        """The stream given, else whatever ``sys.stdout`` is now (the prompt may patch it)."""
+        return self._out or sys.stdout
+
     def _line(self, text: str) -> None:
-        self._out.write(plain(text) + "\n")
-        self._out.flush()
+        self.out.write(plain(text) + "\n")
+        self.out.flush()
 
     async def open_room(
         self, interview: Interview, challenge: Challenge, view: CounterView
     ) -> None:
         interview.room_key = f"console:{interview.id}"
         title = f"{challenge.title} ({challenge.difficulty})"
-        self._line(f"━━ Interview with @{interview.candidate_id}: {title}")
+        self._line(f"━━ Interview with {interview.candidate_id}: {title}")
         self._line(challenge.description)
         self._line("━━ Type your messages to the AI assistant below.")
 
@@ -64,7 +76,7 @@ class ConsolePlatform:
         self._line(f"📣 {text}")
 
     def reply_writer(self, interview: Interview, turn: Turn) -> ConsoleReply:
-        return ConsoleReply(self._out)
+        return ConsoleReply(self.out)
 
     async def show_counter(self, interview: Interview, view: CounterView) -> None:
         self._line(f"[counter] {counter_text(view)}")
@@ -77,7 +89,7 @@ class ConsolePlatform:
         self._line(f"[#{channel_id}] {text}")
 
     async def send_dm(self, workspace: Workspace, user_id: str, text: str) -> None:
-        self._line(f"[DM @{user_id}] {text}")
+        self._line(f"[DM to {user_id}] {text}")
 
     async def upload_file(
         self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str

@@ -37,8 +37,10 @@ def counter_embed(view: CounterView) -> discord.Embed:
         time_value = (
             f"⏸ paused with {view.time_left_text} left\n`{progress_bar(view.time_left_pct)}`"
         )
+    elif view.status is Status.SCHEDULED:
+        time_value = f"{view.time_left_text}, starting now"
     else:
-        time_value = "finished"
+        time_value = f"finished with {view.time_left_text} left"
     colour = (
         discord.Colour.dark_grey()
         if view.status is Status.ENDED
@@ -51,6 +53,7 @@ def counter_embed(view: CounterView) -> discord.Embed:
         value=(
             f"{view.tokens_used:,} / {view.token_budget:,} ({view.tokens_used_pct}%)\n"
             f"`{progress_bar(view.tokens_used_pct)}`"
+            + (f"\n{view.forecast_text}" if view.forecast_text else "")
         ),
         inline=True,
     )

@@ -53,13 +53,31 @@ class DiscordReply(PacedReply):
                 self._sent[index] = content
 
 
+# Discord refuses to edit the counter: too many edits of an hour-old message (its clock and
+# limits are not ours), or the message is gone. Either way a fresh counter takes its place.
+EDITS_EXHAUSTED = 30046
+UNKNOWN_MESSAGE = 10008
+REPOST_ON = frozenset({EDITS_EXHAUSTED, UNKNOWN_MESSAGE})
+
+
+@dataclass
+class _Posted:
+    """Which message is the live counter, and when it was posted (our wall clock)."""
+
+    message_id: int
+    posted_at: float
+
+
 @dataclass
 class _Counter:
-    """The latest counter wanted for one interview, and the task that applies it."""
+    """One interview's counter: the latest state wanted, the task that applies it, and the
+    message it lives in now (which wins over ``platform_data``: the editor may re-post after
+    the engine saved)."""
 
-    pending: tuple[discord.Embed, ControlsView | None] | None = None
+    live: _Posted | None = None
+    pending: tuple[discord.Embed, Status] | None = None
     editor: asyncio.Task[None] | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class DiscordPlatform:
@@ -114,47 +132,129 @@ class DiscordPlatform:
             counter_posted_at=self.wall_clock(),
         )
 
+    # ------------------------------------------------------------------ the counter
+
+    def _counter(self, interview: Interview) -> _Counter:
+        """This interview's counter state; what we know of the live message wins over
+        ``platform_data`` and is copied into it, so the engine persists it on this refresh."""
+        state = self._counters.setdefault(interview.id, _Counter())
+        self._sync(interview, state)
+        return state
+
+    @staticmethod
+    def _sync(interview: Interview, state: _Counter) -> None:
+        data = interview.platform_data
+        if state.live is None:
+            if data.get("counter_message"):
+                state.live = _Posted(
+                    int(data["counter_message"]), float(data.get("counter_posted_at", 0))
+                )
+            return
+        data.update(
+            counter_message=str(state.live.message_id), counter_posted_at=state.live.posted_at
+        )
+
+    def _too_old(self, state: _Counter) -> bool:
+        return state.live is None or self.wall_clock() - state.live.posted_at > COUNTER_MAX_AGE_S
+
     async def show_counter(self, interview: Interview, view: CounterView) -> None:
         """Edit the counter (coalesced, latest wins); re-post it before it is an hour old."""
-        posted = float(interview.platform_data.get("counter_posted_at", 0))
-        if self.wall_clock() - posted > COUNTER_MAX_AGE_S:
-            await self._repost_counter(interview, view)
-            return
-        state = self._counters.setdefault(interview.id, _Counter())
-        state.pending = (counter_embed(view), self._controls(view.status))
-        state.done.clear()
-        if state.editor is None or state.editor.done():
-            state.editor = asyncio.create_task(self._edit_counter(interview, state))
-
-    async def _edit_counter(self, interview: Interview, state: _Counter) -> None:
+        state = self._counter(interview)
         thread_id = int(interview.platform_data["thread"])
+        if self._too_old(state):
+            state.pending = None  # the re-post shows the latest state
+            async with state.lock:  # after the edit in flight, if any
+                if self._too_old(state):  # the editor may have just re-posted it
+                    thread = await self.channel(thread_id)
+                    embed = counter_embed(view)
+                    await self._repost(interview.id, thread, state, embed, view.status)
+                    self._sync(interview, state)
+                    return
+        state.pending = (counter_embed(view), view.status)
+        if state.editor is None or state.editor.done():
+            state.editor = asyncio.create_task(self._edit_counter(interview.id, thread_id, state))
+
+    async def _edit_counter(self, interview_id: str, thread_id: int, state: _Counter) -> None:
         while state.pending is not None:
-            embed, controls = state.pending
+            embed, status = state.pending
             state.pending = None
-            message_id = int(interview.platform_data["counter_message"])
             try:
-                thread = await self.channel(thread_id)
-                await thread.get_partial_message(message_id).edit(embed=embed, view=controls)
-            except discord.HTTPException as exc:
-                log.warning("editing the counter of interview %s failed: %s", interview.id, exc)
+                async with state.lock:
+                    await self._apply(interview_id, thread_id, state, embed, status)
+            except Exception:
+                if self.client.is_closed():  # shutting down: the session is gone
+                    log.debug("counter of interview %s not updated: closing", interview_id)
+                else:
+                    log.exception("updating the counter of interview %s failed", interview_id)
             if state.pending is not None:
                 await asyncio.sleep(self.edit_interval_s)
-        state.done.set()
 
-    async def _repost_counter(self, interview: Interview, view: CounterView) -> None:
-        state = self._counters.get(interview.id)
-        if state is not None and state.editor is not None:
-            state.pending = None
-            await state.done.wait()
-        thread = await self.channel(int(interview.platform_data["thread"]))
-        old = interview.platform_data.get("counter_message")
-        fresh = await thread.send(embed=counter_embed(view), view=self._controls(view.status))
-        interview.platform_data.update(
-            counter_message=str(fresh.id), counter_posted_at=self.wall_clock()
-        )
-        if old:
-            with contextlib.suppress(discord.HTTPException):
-                await thread.get_partial_message(int(old)).delete()
+    async def _apply(
+        self,
+        interview_id: str,
+        thread_id: int,
+        state: _Counter,
+        embed: discord.Embed,
+        status: Status,
+    ) -> None:
+        """Edit the live counter; if Discord refuses (30046, 10008) re-post it, once."""
+        thread = await self.channel(thread_id)
+        if state.live is None:
+            await self._repost(interview_id, thread, state, embed, status)
+            return
+        try:
+            await thread.get_partial_message(state.live.message_id).edit(
+                embed=embed, view=self._controls(status)
+            )
+        except discord.HTTPException as exc:
+            if exc.code not in REPOST_ON:
+                log.warning("editing the counter of interview %s failed: %s", interview_id, exc)
+                return
+            log.info(
+                "Discord refused to edit the counter of interview %s (%s); re-posting it",
+                interview_id,
+                exc,
+            )
+            await self._repost(interview_id, thread, state, embed, status)
+
+    async def _repost(
+        self,
+        interview_id: str,
+        thread: Any,
+        state: _Counter,
+        embed: discord.Embed,
+        status: Status,
+    ) -> None:
+        """Post a fresh counter (with the buttons while the interview runs), then delete the
+        old one. One attempt: on failure the old one stays until the next refresh."""
+        try:
+            fresh = await thread.send(embed=embed, view=self._controls(status))
+        except discord.HTTPException as exc:
+            log.warning(
+                "re-posting the counter of interview %s failed (%s); trying again at the "
+                "next refresh",
+                interview_id,
+                exc,
+            )
+            return
+        old, state.live = state.live, _Posted(fresh.id, self.wall_clock())
+        if old is not None:
+            with contextlib.suppress(discord.HTTPException):  # already gone is fine
+                await thread.get_partial_message(old.message_id).delete()
+
+    async def idle(self) -> None:
+        """Wait until no counter edit or re-post is in flight (the editors end by themselves)."""
+        while editors := [
+            c.editor
+            for c in self._counters.values()
+            if c.editor is not None and not c.editor.done()
+        ]:
+            await asyncio.wait(editors)
+
+    async def _stop_editor(self, state: _Counter) -> None:
+        state.pending = None
+        if state.editor is not None and not state.editor.done():
+            await asyncio.wait({state.editor})
 
     async def post_notice(self, interview: Interview, text: str) -> None:
         thread = await self.channel(int(interview.platform_data["thread"]))
@@ -164,17 +264,18 @@ class DiscordPlatform:
         return DiscordReply(self, int(interview.platform_data["thread"]))
 
     async def close_room(self, interview: Interview, view: CounterView, note: str) -> None:
-        state = self._counters.pop(interview.id, None)
-        if state is not None and state.editor is not None:
-            state.pending = None
-            await state.done.wait()
-        posted = float(interview.platform_data.get("counter_posted_at", 0))
+        state = self._counter(interview)
+        await self._stop_editor(state)
+        self._counters.pop(interview.id, None)
         thread = await self.channel(int(interview.platform_data["thread"]))
-        if self.wall_clock() - posted > COUNTER_MAX_AGE_S:
-            await self._repost_counter(interview, view)
-        else:
-            message = thread.get_partial_message(int(interview.platform_data["counter_message"]))
-            await message.edit(embed=counter_embed(view), view=None)
+        async with state.lock:
+            if self._too_old(state):
+                await self._repost(interview.id, thread, state, counter_embed(view), view.status)
+            else:
+                await self._apply(
+                    interview.id, int(thread.id), state, counter_embed(view), view.status
+                )
+        self._sync(interview, state)
         await thread.send(f"🏁 {note}", allowed_mentions=QUIET)
         await thread.edit(locked=True, archived=True)
 

@@ -43,8 +43,10 @@ def counter_blocks(view: CounterView) -> list[Block]:
         ends = f"ends {slack_date(unix, view.deadline.strftime('%H:%M UTC'))}"
     elif view.status is Status.PAUSED:
         ends = "paused: the clock is stopped"
+    elif view.status is Status.SCHEDULED:
+        ends = "starting now"
     else:
-        ends = "finished"
+        ends = "finished with this much left"
     icon = "🏁" if view.status is Status.ENDED else LEVEL_ICONS.get(view.warning_level, "🟢")
     return [
         {
@@ -58,6 +60,7 @@ def counter_blocks(view: CounterView) -> list[Block]:
                 _text(
                     f"*Tokens*\n`{progress_bar(view.tokens_used_pct)}` "
                     f"{view.tokens_used:,} / {view.token_budget:,} ({view.tokens_used_pct}%)"
+                    + (f"\n{view.forecast_text}" if view.forecast_text else "")
                 ),
             ],
         },

@@ -39,14 +39,24 @@ Rules the fake enforces like Discord does:
   before the first callback get 404 10015; tokens expire after 15 minutes (401 50027).
 * Messages: 2000 characters (400 50035), no empty messages (50006), at most 10 embeds / 6000
   embed characters, 5 action rows of 5 components. Edits to messages older than
-  ``old_message_age`` (1 h) are refused with 400 30046 once ``old_message_edit_limit`` such edits
-  were made (default 0: every edit of an hour-old message fails). Age messages with
-  :meth:`FakeDiscord.age_message` or move the whole fake clock with :meth:`advance_clock`.
+  ``old_message_age`` (1 h; lower it to refuse earlier) are refused with 400 30046 once
+  ``old_message_edit_limit`` such edits were made (default 0: every edit of an hour-old message
+  fails). Age messages with :meth:`FakeDiscord.age_message` or move the whole fake clock with
+  :meth:`advance_clock`; :meth:`FakeDiscord.refuse_edits` makes one message answer 30046 at once
+  (Discord's clock or limits are not the bot's). :meth:`FakeDiscord.delete_message` is someone
+  else deleting a message (10008 afterwards).
 * Permissions (roles, ``@everyone``, overwrites, owner, administrator): 50001 / 50013 like
   Discord, private threads visible to members and ``Manage Threads`` only, archived threads.
 * Gateway intents: privileged intents must be enabled on the fake application (else close 4014);
   ``MESSAGE_CONTENT`` missing blanks other users' message content; ``GUILD_CREATE`` lists only the
   bot as member unless ``GUILD_PRESENCES`` is requested (discord.py chunks with op 8 otherwise).
+* Outages: :meth:`FakeDiscord.drop_connections` closes every socket (sessions stay resumable);
+  :meth:`FakeDiscord.take_gateway_down` also refuses new connections until
+  :meth:`FakeDiscord.bring_gateway_up`: ``"close"`` accepts and closes them at once (discord.py
+  retries a RESUME immediately, no backoff), ``"http"`` refuses the upgrade with an HTTP error
+  (discord.py backs off up to 2**n s, then re-identifies at ``DEFAULT_GATEWAY`` after its 5 s
+  identify delay), ``"stall"`` sends HELLO and then ignores the client (no READY / RESUMED, no
+  heartbeat ACK). ``refused_gateway_connections`` counts the refused attempts.
 """
 
 from __future__ import annotations
@@ -346,6 +356,7 @@ class FakeMessage:
     thread_id: int | None = None
     nonce: str | int | None = None
     deleted: bool = False
+    edits_refused: bool = False
 
 
 @dataclass
@@ -572,6 +583,9 @@ class FakeDiscord(LocalServer):
         self.dispatched: list[tuple[str, Any]] = []
         self.interaction_responses: dict[int, list[dict[str, Any]]] = {}
         self.resumes = 0
+        self.refused_gateway_connections = 0
+        self._gateway_down: tuple[str, int, int] | None = None  # (mode, http status, close code)
+        self._stalled: set[web.WebSocketResponse] = set()
 
         owner = self.add_user("app-owner", global_name="App Owner")
         self.owner_id = owner
@@ -599,7 +613,7 @@ class FakeDiscord(LocalServer):
 
     async def close_connections(self) -> None:
         """Close every gateway connection before the HTTP server stops."""
-        for ws in list(self._sockets):
+        for ws in [*self._sockets, *self._stalled]:
             with contextlib.suppress(Exception):
                 await ws.close(code=1001, message=b"server shutting down")
 
@@ -632,6 +646,11 @@ class FakeDiscord(LocalServer):
         """Make one message ``seconds`` older (for the 30046 edit rule)."""
         msg = self._message_in(int(channel_id), int(message_id))
         msg.created_at -= seconds
+
+    def refuse_edits(self, channel_id: int | str, message_id: int | str) -> None:
+        """Answer every further edit of one message with 400 30046, as Discord does once its
+        edit limit for an old message is reached, whatever the bot believes the age is."""
+        self._message_in(int(channel_id), int(message_id)).edits_refused = True
 
     def _snowflake(self) -> int:
         ms = int(self.now() * 1000) - DISCORD_EPOCH_MS
@@ -1972,14 +1991,12 @@ class FakeDiscord(LocalServer):
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         if channel.type in THREAD_TYPES and channel.archived:
             raise ApiError(400, 50083, "Thread is archived")
-        if self.now() - msg.created_at > self.old_message_age:
-            if msg.old_edits >= self.old_message_edit_limit:
-                raise ApiError(
-                    400,
-                    30046,
-                    "Maximum number of edits to messages older than 1 hour reached. "
-                    "Try again later",
-                )
+        old = self.now() - msg.created_at > self.old_message_age
+        if msg.edits_refused or (old and msg.old_edits >= self.old_message_edit_limit):
+            raise ApiError(
+                400, 30046, "Maximum number of edits to messages older than 1 hour reached."
+            )
+        if old:
             msg.old_edits += 1
         self._apply_edit(msg, body, req.files)
         await self._echo_message("MESSAGE_UPDATE", msg)
@@ -2376,11 +2393,23 @@ class FakeDiscord(LocalServer):
 
     # ------------------------------------------------------------------ gateway
 
-    async def _handle_gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _handle_gateway(self, request: web.Request) -> web.StreamResponse:
+        self.gateway_connections.append({"path": request.path, "query": dict(request.query)})
+        down = self._gateway_down
+        if down is not None and down[0] == "http":
+            self.refused_gateway_connections += 1
+            self._notify()
+            return web.Response(status=down[1], text="gateway unavailable")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
+        if down is not None and down[0] == "close":
+            self.refused_gateway_connections += 1
+            await ws.close(code=down[2], message=b"fake: gateway down")
+            self._notify()
+            return ws
+        if down is not None:
+            return await self._stall(ws)
         self._sockets.add(ws)
-        self.gateway_connections.append({"path": request.path, "query": dict(request.query)})
         session: _Session | None = None
         try:
             if request.query.get("encoding", "json") != "json":
@@ -2417,6 +2446,21 @@ class FakeDiscord(LocalServer):
                 if not dropped and ws.close_code in (1000, 1001):
                     self._sessions.pop(session.id, None)
             self._notify()
+        return ws
+
+    async def _stall(self, ws: web.WebSocketResponse) -> web.WebSocketResponse:
+        """HELLO, then silence: IDENTIFY / RESUME count as refused and get no answer."""
+        self._stalled.add(ws)
+        try:
+            hello = {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["fake-stall"]}
+            await self._send_frame(ws, {"op": 10, "s": None, "t": None, "d": hello})
+            async for msg in ws:
+                with contextlib.suppress(json.JSONDecodeError, TypeError, AttributeError):
+                    if json.loads(msg.data).get("op") in (2, 6):
+                        self.refused_gateway_connections += 1
+                        self._notify()
+        finally:
+            self._stalled.discard(ws)
         return ws
 
     async def _gateway_op(
@@ -2593,6 +2637,41 @@ class FakeDiscord(LocalServer):
             self._dropping.add(ws)
             with contextlib.suppress(Exception):
                 await ws.close(code=code, message=b"fake: dropped")
+
+    async def take_gateway_down(
+        self, mode: str = "close", *, http_status: int = 503, close_code: int = 4000
+    ) -> None:
+        """Drop every gateway connection (sessions stay resumable) and refuse new ones until
+        :meth:`bring_gateway_up`: ``"close"`` accepts them and closes at once with
+        ``close_code``, ``"http"`` answers the upgrade with ``http_status``, ``"stall"`` says
+        HELLO and then nothing."""
+        if mode not in ("close", "http", "stall"):
+            raise ValueError(f"unknown gateway outage mode {mode!r}")
+        self._gateway_down = (mode, http_status, close_code)
+        await self.drop_connections(code=close_code)
+
+    async def bring_gateway_up(self) -> None:
+        """Accept gateway connections again (resumes and identifies work as before); stalled
+        ones are closed (4000) so that the client reconnects now."""
+        self._gateway_down = None
+        for ws in list(self._stalled):
+            with contextlib.suppress(Exception):
+                await ws.close(code=4000, message=b"fake: gateway back")
+
+    async def delete_message(self, channel_id: int | str, message_id: int | str) -> None:
+        """Someone else (a moderator) deletes a message: MESSAGE_DELETE; 10008 afterwards."""
+        msg = self._message_in(int(channel_id), int(message_id))
+        msg.deleted = True
+        channel = self.channels[msg.channel_id]
+        if channel.type in THREAD_TYPES:
+            channel.message_count = max(channel.message_count - 1, 0)
+        data: dict[str, Any] = {"id": str(msg.id), "channel_id": str(msg.channel_id)}
+        if msg.guild_id is not None:
+            data["guild_id"] = str(msg.guild_id)
+        await self._dispatch_each(
+            "MESSAGE_DELETE", lambda s: data, self._message_intent(msg), msg.guild_id
+        )
+        self._notify()
 
     # ------------------------------------------------------------------ user-side events
 

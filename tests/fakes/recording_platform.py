@@ -33,6 +33,8 @@ class RecordingPlatform:
     replies: list[RecordingReply] = field(default_factory=list)
     closed: list[tuple[str, str]] = field(default_factory=list)
     fail_open: bool = False
+    # Everything shown in the conversation, in order: ("notice", text), ("reply", "").
+    timeline: list[tuple[str, str]] = field(default_factory=list)
 
     async def open_room(
         self, interview: Interview, challenge: Challenge, view: CounterView
@@ -45,10 +47,12 @@ class RecordingPlatform:
 
     async def post_notice(self, interview: Interview, text: str) -> None:
         self.notices.append((interview.id, text))
+        self.timeline.append(("notice", text))
 
     def reply_writer(self, interview: Interview, turn: Turn) -> RecordingReply:
         reply = RecordingReply()
         self.replies.append(reply)
+        self.timeline.append(("reply", turn.content))
         return reply
 
     async def show_counter(self, interview: Interview, view: CounterView) -> None:
@@ -57,6 +61,7 @@ class RecordingPlatform:
     async def close_room(self, interview: Interview, view: CounterView, note: str) -> None:
         self.counters.append(view)
         self.closed.append((interview.id, note))
+        self.timeline.append(("closed", note))
 
     async def post_to_channel(self, workspace: Workspace, channel_id: str, text: str) -> None:
         self.notices.append((channel_id, text))

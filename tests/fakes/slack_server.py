@@ -46,6 +46,14 @@ accepted, and every trigger id works once; ``chat.startStream`` outside a 1:1 DM
 ``recipient_team_id`` and ``recipient_user_id`` (``stream_requires_recipient``), and a stream
 leaves the streaming state after ``stream_timeout`` (300 s) or :meth:`FakeSlack.expire_stream`;
 a response URL accepts ``response_url_max_uses`` (5) posts within ``response_url_ttl`` (1800 s).
+
+Socket Mode: ``apps.connections.open`` with ``app_token`` (``xapp-test``) answers a
+``ws://127.0.0.1:PORT/socket-mode?ticket=...`` URL (a bot token gets ``not_allowed_token_type``,
+any other token ``invalid_auth``, none ``not_authed``); the socket greets with ``hello``. Controls:
+:meth:`FakeSlack.drop_sockets` closes every connection from the server side,
+:meth:`FakeSlack.refuse_sockets` makes new connections fail (``apps.connections.open`` answers an
+error, or the WebSocket handshake answers HTTP 503) until :meth:`FakeSlack.accept_sockets`.
+Tickets are not checked (the SDK retries a failed handshake with the same URL).
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from tests.fakes.local_server import LocalServer
 
@@ -427,7 +435,10 @@ class FakeSlack(LocalServer):
     ``ephemerals``, ``views``, ``files``, ``responses`` (response-URL id -> posted JSON bodies),
     ``users``, ``channels``, ``rate_limited``. Controls: ``streaming_enabled``,
     ``rate_limits_enabled``, ``set_limit``, ``fail_next``, ``expire_stream``, plus the
-    constructor's numbers (also plain attributes, changeable at any time).
+    constructor's numbers (also plain attributes, changeable at any time). Socket Mode:
+    ``sockets`` (open connections), ``socket_connections`` (accepted so far),
+    ``socket_refusals``, ``tickets_issued`` / ``tickets_used``, ``socket_acks``; controls
+    ``drop_sockets``, ``refuse_sockets``, ``accept_sockets``.
     """
 
     def __init__(
@@ -457,8 +468,14 @@ class FakeSlack(LocalServer):
         self.app_token = app_token
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: dict[str, dict[str, Any]] = {}
+        self.socket_connections = 0
+        self.socket_refusals = 0
+        self.tickets_issued: list[str] = []
+        self.tickets_used: list[str] = []
+        self._socket_open_error: str | None = None
+        self._socket_handshake_refused = False
         self._socket_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._socket_connected = asyncio.Event()
+        self._socket_changed = asyncio.Condition()
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -703,6 +720,27 @@ class FakeSlack(LocalServer):
         """Make a streaming message leave the streaming state (as after ~5 minutes)."""
         self.messages[(channel, ts)].streaming = False
 
+    async def drop_sockets(self) -> None:
+        """Close every Socket Mode connection from the server side (a network cut, a restart)."""
+        for socket in list(self.sockets):
+            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"dropped by the fake")
+
+    def refuse_sockets(self, error: str | None = "internal_error") -> None:
+        """Make new Socket Mode connections fail until :meth:`accept_sockets`.
+
+        With ``error``, ``apps.connections.open`` (with the right app token) answers
+        ``{"ok": false, "error": error}``; with ``None`` it still issues URLs but the WebSocket
+        handshake answers HTTP 503. Each refusal counts in ``socket_refusals``. Open
+        connections stay open (see :meth:`drop_sockets`).
+        """
+        self._socket_open_error = error
+        self._socket_handshake_refused = error is None
+
+    def accept_sockets(self) -> None:
+        """Undo :meth:`refuse_sockets`."""
+        self._socket_open_error = None
+        self._socket_handshake_refused = False
+
     # ------------------------------------------------------------------ assertion helpers
 
     def calls_to(self, method: str) -> list[Call]:
@@ -786,12 +824,21 @@ class FakeSlack(LocalServer):
             return self._error(
                 "not_allowed_token_type" if token.startswith("xoxb-") else "invalid_auth"
             )
-        url = f"ws://127.0.0.1:{self.port}/socket-mode?ticket={secrets.token_hex(8)}"
+        if self._socket_open_error is not None:
+            self.socket_refusals += 1
+            return self._error(self._socket_open_error)
+        ticket = secrets.token_hex(8)
+        self.tickets_issued.append(ticket)
+        url = f"ws://127.0.0.1:{self.port}/socket-mode?ticket={ticket}"
         return web.json_response({"ok": True, "url": url})
 
-    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        if self._socket_handshake_refused:
+            self.socket_refusals += 1
+            return web.Response(status=503, text="service_unavailable")
         socket = web.WebSocketResponse(autoping=True)
         await socket.prepare(request)
+        self.tickets_used.append(request.query.get("ticket", ""))
         self.sockets.append(socket)
         await socket.send_json(
             {
@@ -801,7 +848,9 @@ class FakeSlack(LocalServer):
                 "connection_info": {"app_id": self.app_id},
             }
         )
-        self._socket_connected.set()
+        async with self._socket_changed:
+            self.socket_connections += 1
+            self._socket_changed.notify_all()
         try:
             async for frame in socket:
                 if frame.type != web.WSMsgType.TEXT:
@@ -816,9 +865,15 @@ class FakeSlack(LocalServer):
             self.sockets.remove(socket)
         return socket
 
-    async def wait_socket(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Wait until an app has connected over Socket Mode."""
-        await asyncio.wait_for(self._socket_connected.wait(), timeout)
+    async def wait_socket(self, timeout: float = 5.0, *, connections: int = 1) -> None:  # noqa: ASYNC109
+        """Wait until ``connections`` Socket Mode connections have been accepted in all
+        (``2`` after one reconnect)."""
+
+        async def reached() -> None:
+            async with self._socket_changed:
+                await self._socket_changed.wait_for(lambda: self.socket_connections >= connections)
+
+        await asyncio.wait_for(reached(), timeout)
 
     async def socket_send(
         self,
@@ -829,12 +884,16 @@ class FakeSlack(LocalServer):
         retry_reason: str = "",
         ack_timeout: float = 3.0,
     ) -> dict[str, Any]:
-        """Deliver an envelope (``slash_commands``, ``interactive``, ``events_api``) and return
-        the app's acknowledgement; like Slack, an ack later than 3 s is a failure."""
+        """Deliver an envelope (``slash_commands``, ``interactive``, ``events_api``) over the
+        newest open connection and return the app's acknowledgement; like Slack, an ack later
+        than 3 s is a failure."""
         envelope_id = secrets.token_hex(8)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._socket_waiters[envelope_id] = waiter
-        await self.sockets[0].send_json(
+        live = [socket for socket in self.sockets if not socket.closed]
+        if not live:
+            raise RuntimeError("no Socket Mode connection is open")
+        await live[-1].send_json(
             {
                 "envelope_id": envelope_id,
                 "type": envelope_type,
