@@ -1,4 +1,4 @@
-"""Composition root: builds the store, model, engine and adapters from settings."""
+"""Composition root: builds the database, model, engine, scheduler and adapters from settings."""
 
 from __future__ import annotations
 
@@ -13,19 +13,21 @@ from typing import Protocol
 from aiohttp import web
 
 from adapters.discord.runner import DiscordAdapter, DiscordConfig
+from adapters.llm.offline import OfflineChatModel
+from adapters.llm.openai_chat import OpenAIChatModel
 from adapters.slack.runner import SlackAdapter, SlackConfig
 from bot import database
-from bot.database import wait_for_store
+from bot.database import wait_for_database
 from bot.http import build_health_app, build_metrics_app
+from bot.metrics import PrometheusMetrics
 from bot.settings import Settings, SettingsError
-from core.challenges import ChallengeLibrary
+from core.challenges import find_challenge, list_challenges
 from core.clock import Clock, SystemClock
 from core.errors import NotFound, StartupError
-from core.llm import OpenAIChatModel
-from core.offline_model import OfflineChatModel
-from core.ports import ChatModel, Platform
+from core.ports import Alarm, ChatModel, Platform, RateLimiter
 from core.service import EngineConfig, InterviewService
-from storage.sql_store import SqlStore
+from scheduler.alarm import SchedulerAlarm
+from storage import SqlRateLimiter, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ class RunningAdapter(Protocol):
         ...
 
 
-AdapterFactory = Callable[[InterviewService], RunningAdapter]
+# An adapter is built from the engine and the rate budget all processes share.
+AdapterFactory = Callable[[InterviewService, RateLimiter], RunningAdapter]
 
 
 def build_model(settings: Settings) -> ChatModel:
@@ -76,25 +79,28 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
-async def open_store(settings: Settings) -> SqlStore:
+async def open_database(settings: Settings) -> UnitOfWorkFactory:
     """Apply migrations, then connect (one attempt; :class:`StartupError` on failure)."""
-    return await database.open_store(settings.database_url)
+    return await database.open_database(settings.database_url)
 
 
 def build_service(
     settings: Settings,
-    store: SqlStore,
+    uow: UnitOfWorkFactory,
     platforms: dict[str, Platform],
     *,
     model: ChatModel | None = None,
     clock: Clock | None = None,
+    alarm: Alarm | None = None,
 ) -> InterviewService:
     return InterviewService(
-        store,
+        uow,
         model or build_model(settings),
         clock or SystemClock(),
         platforms,
         engine_config(settings),
+        metrics=PrometheusMetrics(),
+        alarm=alarm,
     )
 
 
@@ -121,6 +127,8 @@ def discord_config(settings: Settings) -> DiscordConfig:
         ),
         interview_channel=settings.discord_interview_channel,
         interviewer_role=settings.discord_interviewer_role,
+        shard_count=settings.discord_shard_count,
+        shard_ids=tuple(int(i) for i in settings.discord_shard_ids.split(",") if i) or None,
     )
 
 
@@ -129,23 +137,28 @@ def adapter_factories(settings: Settings) -> dict[str, AdapterFactory]:
     factories: dict[str, AdapterFactory] = {}
     if settings.slack_enabled:
         config = slack_config(settings)
-        factories["slack"] = lambda service: SlackAdapter(config, service)
+        factories["slack"] = lambda service, limiter: SlackAdapter(
+            config, service, rate_limiter=limiter
+        )
     if settings.discord_enabled:
         discord = discord_config(settings)
-        factories["discord"] = lambda service: DiscordAdapter(discord, service)
+        factories["discord"] = lambda service, limiter: DiscordAdapter(discord, service)
     return factories
 
 
-async def check_default_challenge(settings: Settings, store: SqlStore) -> None:
+async def check_default_challenge(settings: Settings, uow: UnitOfWorkFactory) -> None:
     """``DEFAULT_CHALLENGE`` must name a built-in or global custom challenge."""
-    try:
-        await ChallengeLibrary(store).get(None, settings.default_challenge)
-    except NotFound as exc:
-        known = ", ".join(c.slug for c in await ChallengeLibrary(store).list(None))
-        raise SettingsError(
-            f"invalid configuration: DEFAULT_CHALLENGE: there is no challenge "
-            f"{settings.default_challenge!r}; known challenges: {known}"
-        ) from exc
+    async with uow() as work:
+        try:
+            await find_challenge(work.challenges, None, settings.default_challenge)
+            return
+        except NotFound as exc:
+            error = exc
+        known = ", ".join(c.slug for c in await list_challenges(work.challenges, None))
+    raise SettingsError(
+        f"invalid configuration: DEFAULT_CHALLENGE: there is no challenge "
+        f"{settings.default_challenge!r}; known challenges: {known}"
+    ) from error
 
 
 class BotRuntime:
@@ -163,8 +176,9 @@ class BotRuntime:
         self.factories = factories
         self._model = model
         self._clock = clock
-        self.store: SqlStore | None = None
+        self.database: UnitOfWorkFactory | None = None
         self.service: InterviewService | None = None
+        self.alarm: SchedulerAlarm | None = None
         self.adapters: list[RunningAdapter] = []
         self.http_app = build_health_app(self.readiness)
         self.http_app.router.add_post("/{platform}/events", self._platform_events)
@@ -173,7 +187,7 @@ class BotRuntime:
         self.metrics_port: int | None = None
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"database": self.store is not None and await self.store.ping()}
+        checks = {"database": self.database is not None and await self.database.ping()}
         for name, adapter in zip(self.factories, self.adapters, strict=False):
             checks[name] = await adapter.is_ready()
         if len(self.adapters) < len(self.factories):
@@ -212,24 +226,44 @@ class BotRuntime:
             build_metrics_app(), settings.metrics_host, settings.metrics_port
         )
         log.info("metrics on http://%s:%s/metrics", settings.metrics_host, self.metrics_port)
-        self.store = await wait_for_store(settings.database_url)
-        await check_default_challenge(settings, self.store)
-        platforms: dict[str, Platform] = {}
+        self.database = await wait_for_database(settings.database_url)
+        await check_default_challenge(settings, self.database)
+        self.alarm = SchedulerAlarm(self._wake, self._sweep, sweep_s=settings.job_sweep_s)
         self.service = build_service(
-            settings, self.store, platforms, model=self._model, clock=self._clock
+            settings,
+            self.database,
+            {},
+            model=self._model,
+            clock=self._clock,
+            alarm=self.alarm,
         )
+        limiter = SqlRateLimiter(self.database.engine)
         for name, factory in self.factories.items():
-            adapter = factory(self.service)
-            platforms[name] = adapter.platform
+            adapter = factory(self.service, limiter)
+            self.service.platforms[name] = adapter.platform
             self.adapters.append(adapter)
-        self.service.platforms.update(platforms)
         for name, adapter in zip(self.factories, self.adapters, strict=True):
             await adapter.start()
             log.info("%s adapter started", name)
-        # Interrupted turns and overdue deadlines are handled once the platforms are connected.
+        # Interrupted turns and overdue deadlines are handled once the platforms are
+        # connected; only then do the scheduled wake-ups begin.
         await self.service.recover()
+        self.alarm.start()
+
+    async def _wake(self) -> None:
+        if self.service is not None:
+            await self.service.jobs.run_due()
+
+    async def _sweep(self) -> None:
+        if self.service is not None:
+            try:
+                await self.service.sweep()
+            except Exception:
+                log.exception("the periodic sweep failed")
 
     async def stop(self) -> None:
+        if self.alarm is not None:
+            self.alarm.stop()
         for adapter in self.adapters:
             try:
                 await adapter.stop()
@@ -237,8 +271,8 @@ class BotRuntime:
                 log.warning("stopping an adapter failed", exc_info=True)
         if self.service is not None:
             await self.service.close()
-        if self.store is not None:
-            await self.store.close()
+        if self.database is not None:
+            await self.database.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
 

@@ -98,15 +98,15 @@ def console() -> None:
     from adapters.console.lines import lines_for
     from adapters.console.platform import ConsolePlatform
     from adapters.console.repl import run_console
-    from bot.app import build_service, check_default_challenge, open_store
+    from bot.app import build_service, check_default_challenge, open_database
 
     async def go() -> None:
-        store = await open_store(settings)
+        database = await open_database(settings)
         try:
-            await check_default_challenge(settings, store)
-            service = build_service(settings, store, {"console": ConsolePlatform()})
+            await check_default_challenge(settings, database)
+            service = build_service(settings, database, {"console": ConsolePlatform()})
         except BaseException:
-            await store.close()
+            await database.close()
             raise
         if not settings.uses_real_model:
             click.echo(
@@ -123,7 +123,7 @@ def console() -> None:
             await run_console(service, lines_for())
         finally:
             await service.close()
-            await store.close()
+            await database.close()
 
     _run(go())
 
@@ -133,11 +133,11 @@ def migrate() -> None:
     """Apply database migrations (also done automatically at start-up)."""
     settings = _settings()
     _setup(settings)
-    from bot.app import open_store
+    from bot.app import open_database
 
     async def go() -> None:
-        store = await open_store(settings)
-        await store.close()
+        database = await open_database(settings)
+        await database.close()
 
     _run(go())
     click.echo("Database is up to date.")
@@ -152,19 +152,21 @@ def challenges() -> None:
 def challenges_list() -> None:
     """Built-in and global custom challenges (custom ones may replace a built-in)."""
     settings = _settings()
-    from bot.app import open_store
-    from core.challenges import ChallengeLibrary, builtin_challenge
+    from bot.app import open_database
+    from core.challenges import builtin_challenge, list_challenges
 
     async def go() -> None:
-        store = await open_store(settings)
+        database = await open_database(settings)
         try:
-            for c in await ChallengeLibrary(store).list(None):
+            async with database() as uow:
+                found = await list_challenges(uow.challenges, None)
+            for c in found:
                 origin = "built-in" if c.builtin else "custom"
                 shadowed = None if c.builtin else builtin_challenge(c.slug)
                 note = f" (replaces built-in {shadowed.title})" if shadowed else ""
                 click.echo(f"{c.slug:18} {c.difficulty:7} {origin:8} {c.title}{note}")
         finally:
-            await store.close()
+            await database.close()
 
     _run(go())
 
@@ -179,7 +181,7 @@ def challenges_list() -> None:
 def challenges_add(path: Path, replace: bool) -> None:
     """Add a custom challenge from a TOML file (same format as the built-ins)."""
     settings = _settings()
-    from bot.app import open_store
+    from bot.app import open_database
     from core.challenge_file import challenge_from_toml
     from core.challenges import builtin_challenge
     from core.errors import InvalidInput
@@ -196,19 +198,21 @@ def challenges_add(path: Path, replace: bool) -> None:
 
     async def go() -> tuple[int, str]:
         """Save the challenge unless it would replace one without --replace: (exit code, line)."""
-        store = await open_store(settings)
+        database = await open_database(settings)
         try:
-            custom = await store.get_custom_challenge(None, challenge.slug)
-            existing = custom or builtin
-            kind = "custom" if custom else "built-in"
-            if existing is not None and not replace:
-                return 2, (
-                    f"{path}: a {kind} challenge {existing.slug} ({existing.title}) already "
-                    "exists; pass --replace to replace it"
-                )
-            await store.save_custom_challenge(None, challenge)
+            async with database() as uow:
+                custom = await uow.challenges.get(None, challenge.slug)
+                existing = custom or builtin
+                kind = "custom" if custom else "built-in"
+                if existing is not None and not replace:
+                    return 2, (
+                        f"{path}: a {kind} challenge {existing.slug} ({existing.title}) already "
+                        "exists; pass --replace to replace it"
+                    )
+                await uow.challenges.save(None, challenge)
+                await uow.commit()
         finally:
-            await store.close()
+            await database.close()
         if existing is None:
             return 0, f"Saved challenge {challenge.slug} ({challenge.title})."
         where = " for this installation" if kind == "built-in" else ""

@@ -10,8 +10,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from core.errors import StartupError
+from storage import UnitOfWorkFactory, create_uow_factory
 from storage.migrate import upgrade
-from storage.sql_store import SqlStore, create_store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _check_sqlite_folder(database_url: str) -> None:
         )
 
 
-async def open_store(database_url: str) -> SqlStore:
+async def open_database(database_url: str) -> UnitOfWorkFactory:
     """Apply migrations, then connect. Raises :class:`StartupError` with one clear line."""
     _check_sqlite_folder(database_url)
     try:
@@ -50,7 +50,7 @@ async def open_store(database_url: str) -> SqlStore:
             f"could not open the database at {shown_url(database_url)} (DATABASE_URL): "
             f"{_reason(exc)}"
         ) from exc
-    return create_store(database_url)
+    return create_uow_factory(database_url)
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -62,7 +62,7 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError)
 
 
-async def wait_for_store(database_url: str, attempts: int = 30) -> SqlStore:
+async def wait_for_database(database_url: str, attempts: int = 30) -> UnitOfWorkFactory:
     """Open the store, retrying with backoff (about 4 minutes) while the database is unreachable.
 
     Cancelling (a signal) stops the wait at once.
@@ -80,5 +80,5 @@ async def wait_for_store(database_url: str, attempts: int = 30) -> SqlStore:
         reraise=True,
     ):
         with attempt:
-            return await open_store(database_url)
+            return await open_database(database_url)
     raise AssertionError("unreachable")

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    job_sweep_s: float = Field(default=5.0, gt=0, le=300)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
     discord_interviewer_channel: str | None = None
     discord_interview_channel: str | None = None
     discord_interviewer_role: str | None = None
+    discord_shard_count: int | None = Field(default=None, ge=1)
+    discord_shard_ids: str = ""
 
     @field_validator("default_time_limit", mode="before")
     @classmethod
@@ -123,6 +126,27 @@ class Settings(BaseSettings):
         if not all(part.isdigit() for part in ids):
             raise ValueError("use comma-separated numeric guild ids, e.g. 123456789012345678")
         return ",".join(ids)
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shard_ids(cls, value: str) -> str:
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in ids):
+            raise ValueError("use comma-separated shard numbers, e.g. 0,1")
+        return ",".join(ids)
+
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        if self.discord_shard_ids and self.discord_shard_count is None:
+            raise ValueError("DISCORD_SHARD_IDS: needs DISCORD_SHARD_COUNT (the total) too")
+        count = self.discord_shard_count
+        if count is not None and any(
+            int(i) >= count for i in self.discord_shard_ids.split(",") if i
+        ):
+            raise ValueError(
+                f"DISCORD_SHARD_IDS: every id must be below DISCORD_SHARD_COUNT ({count})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _database_password(self) -> Settings:

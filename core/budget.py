@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.models import Interview, Status
+from core.ports import ChatResult
 
 
 @dataclass(frozen=True)
@@ -157,3 +158,31 @@ def exhausted(tokens_left: int, next_prompt_tokens: int) -> bool:
 def completion_cap(tokens_left: int, prompt_tokens: int) -> int:
     """The most completion tokens a call may produce; 0 means the prompt does not fit."""
     return max(0, tokens_left - prompt_tokens)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a model call cost, and what of it goes on the budget."""
+
+    spent: int  # as the API reported it (or as counted, when the stream broke)
+    charged: int  # at most what was reserved for the call
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def overrun(self) -> int:
+        """Reported beyond the reservation: only an endpoint that counts differently."""
+        return self.spent - self.charged
+
+
+def charge(result: ChatResult, prompt_tokens: int, reserved: int, received_tokens: int) -> Charge:
+    """The authoritative usage when reported; a broken stream costs the prompt plus what
+    arrived (``received_tokens``); a call that never reached the model costs nothing."""
+    if result.usage is not None:
+        prompt, completion = result.usage.prompt_tokens, result.usage.completion_tokens
+    elif result.reached_model:
+        prompt, completion = prompt_tokens, received_tokens
+    else:
+        prompt = completion = 0
+    spent = prompt + completion
+    return Charge(spent, min(spent, reserved), prompt, completion)

@@ -12,7 +12,7 @@ from importlib.resources import files
 from core.challenge_file import challenge_from_toml
 from core.errors import NotFound
 from core.models import Challenge
-from core.ports import InterviewStore
+from core.ports import ChallengeRepository
 
 DEFAULT_SYSTEM_PROMPT = """\
 You are the AI assistant in a technical interview. The candidate may use you the way they would \
@@ -48,25 +48,26 @@ def system_prompt_for(challenge: Challenge) -> str:
     )
 
 
-class ChallengeLibrary:
-    """Looks challenges up by slug: the workspace's custom ones first, then the built-ins."""
+async def find_challenge(
+    repository: ChallengeRepository, workspace_id: str | None, slug: str
+) -> Challenge:
+    """The workspace's custom challenge, else a global custom one, else the built-in one."""
+    key = slug.strip().lower()
+    custom = await repository.get(workspace_id, key)
+    if custom is not None:
+        return custom
+    builtin = builtin_challenge(key)
+    if builtin is not None:
+        return builtin
+    known = ", ".join(c.slug for c in await list_challenges(repository, workspace_id))
+    raise NotFound(f"There is no challenge `{slug}`. Known challenges: {known}.")
 
-    def __init__(self, store: InterviewStore) -> None:
-        self._store = store
 
-    async def get(self, workspace_id: str | None, slug: str) -> Challenge:
-        key = slug.strip().lower()
-        custom = await self._store.get_custom_challenge(workspace_id, key)
-        if custom is not None:
-            return custom
-        builtin = builtin_challenge(key)
-        if builtin is not None:
-            return builtin
-        known = ", ".join(c.slug for c in await self.list(workspace_id))
-        raise NotFound(f"There is no challenge `{slug}`. Known challenges: {known}.")
-
-    async def list(self, workspace_id: str | None) -> list[Challenge]:
-        custom = await self._store.list_custom_challenges(workspace_id)
-        slugs = {c.slug for c in custom}
-        merged = custom + [c for c in builtin_challenges() if c.slug not in slugs]
-        return sorted(merged, key=lambda c: c.slug)
+async def list_challenges(
+    repository: ChallengeRepository, workspace_id: str | None
+) -> list[Challenge]:
+    """Custom challenges and the built-ins they do not replace, by slug."""
+    custom = await repository.list(workspace_id)
+    slugs = {c.slug for c in custom}
+    merged = custom + [c for c in builtin_challenges() if c.slug not in slugs]
+    return sorted(merged, key=lambda c: c.slug)

@@ -28,30 +28,31 @@ async def run_command(
     """
     if command.name == "help":
         return HELP_TEXT
+    mention = service.platforms[workspace.platform].mention
     if command.name == "challenges":
         config = service.config
         lines = [
             f"• `{c.slug}` — {c.title} ({c.difficulty}, "
             f"{format_duration(c.time_limit_s or config.time_limit_s)}, "
             f"{c.token_budget or config.token_budget:,} tokens)"
-            for c in await service.challenges.list(workspace.id)
+            for c in await service.queries.challenges(workspace.id)
         ]
         return (
             "Challenges (with the limits `/interview start` uses when you give none):\n"
             + "\n".join(lines)
         )
     if command.name == "status":
-        views = await service.status(workspace, actor)
+        views = await service.queries.status(workspace, actor)
         if not views:
             return "No interviews are running."
         return "\n".join(
-            f"<@{v.candidate_id}> · {v.challenge_title}: {counter_text(v)}" for v in views
+            f"{mention(v.candidate_id)} · {v.challenge_title}: {counter_text(v)}" for v in views
         )
     if command.name == "config":
         return await _configure(service, workspace, actor, command, resolve_channel, resolve_user)
     if command.name == "start":
         assert command.candidate is not None
-        interview = await service.start(
+        interview = await service.lifecycle.start(
             workspace,
             actor,
             command.candidate,
@@ -61,25 +62,26 @@ async def run_command(
             platform_data=platform_data,
         )
         return (
-            f"Started `{interview.challenge_slug}` with <@{interview.candidate_id}>: "
+            f"Started `{interview.challenge_slug}` with {mention(interview.candidate_id)}: "
             f"{format_duration(interview.time_limit_s)}, {interview.token_budget:,} tokens."
         )
-    interview = await service.find_for_command(workspace, actor, command.candidate)
-    who = f"<@{interview.candidate_id}>"
+    interview = await service.queries.find_for_command(workspace, actor, command.candidate)
+    who = mention(interview.candidate_id)
+    lifecycle = service.lifecycle
     if command.name == "extend":
-        done = await service.extend(
+        done = await lifecycle.extend(
             actor, interview.id, seconds=command.seconds or 0, tokens=command.tokens or 0
         )
-        view = await service.counter(done)
+        view = await service.queries.counter(done)
         return f"Extended {who}'s interview. {counter_text(view)}"
     if command.name == "pause":
-        await service.pause(actor, interview.id)
+        await lifecycle.pause(actor, interview.id)
         return f"Paused {who}'s interview."
     if command.name == "resume":
-        await service.resume(actor, interview.id)
+        await lifecycle.resume(actor, interview.id)
         return f"Resumed {who}'s interview."
     if command.name == "end":
-        await service.end(actor, interview.id)
+        await lifecycle.end(actor, interview.id)
         return f"Ended {who}'s interview."
     raise InvalidInput(HELP_TEXT)
 
@@ -95,7 +97,8 @@ async def _configure(
     if not actor.is_interviewer:
         raise NotAuthorized("Only interviewers can change the configuration.")
     key, values = command.args[0].lower(), command.args[1:]
-    settings = dict(workspace.settings)
+    mention = service.platforms[workspace.platform].mention
+    settings: dict[str, Any] = {}
     if key == "timezone" and len(values) == 1:
         try:
             ZoneInfo(values[0])
@@ -116,9 +119,8 @@ async def _configure(
         if any(u is None for u in users):
             raise usage_error("config", "Mention each interviewer with @.")
         settings["interviewers"] = sorted({u for u in users if u})
-        reply = "Interviewers: " + ", ".join(f"<@{u}>" for u in settings["interviewers"]) + "."
+        reply = "Interviewers: " + ", ".join(mention(u) for u in settings["interviewers"]) + "."
     else:
         raise usage_error("config", "I can't configure that.")
-    workspace.settings = settings
-    await service.store.save_workspace(workspace)
+    await service.queries.update_settings(workspace, **settings)
     return reply

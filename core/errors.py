@@ -34,3 +34,7 @@ class StartupError(Exception):
     ``could not reach Slack at https://slack.example/api/ (SLACK_API_URL): ...``; the CLI
     prints it and exits non-zero (the traceback only at ``LOG_LEVEL=DEBUG``).
     """
+
+
+class Stale(Conflict):
+    """Someone saved the interview since it was read; read it again and retry."""

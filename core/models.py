@@ -79,6 +79,7 @@ class Interview:
     paused_total_s: float = 0.0
     paused_since: datetime | None = None
     tokens_used: int = 0
+    tokens_reserved: int = 0  # held for replies being generated right now (any process)
     warnings_sent: list[str] = field(default_factory=list)
     room_key: str | None = None  # how the adapter finds the interview from an incoming message
     platform_data: dict[str, Any] = field(default_factory=dict)
@@ -98,7 +99,8 @@ class Interview:
 
     @property
     def tokens_left(self) -> int:
-        return max(0, self.total_budget - self.tokens_used)
+        """What a new call may still spend: the budget less what is charged and reserved."""
+        return max(0, self.total_budget - self.tokens_used - self.tokens_reserved)
 
     @property
     def allowed_time_s(self) -> int:
@@ -162,6 +164,7 @@ class Turn:
     usage_reported: bool = False
     error: str | None = None
     answered_at: datetime | None = None
+    reserved_tokens: int = 0  # held in the interview's budget while the reply streams
 
 
 @dataclass
@@ -174,6 +177,27 @@ class AuditEvent:
     at: datetime
     detail: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
+
+
+@dataclass
+class Job:
+    """Durable work due at a moment, run exactly once across processes and restarts.
+
+    ``key`` is unique: scheduling a key again moves the same job (its ``revision`` grows),
+    so a handler that re-arms its own job never loses the new moment.
+    """
+
+    kind: str
+    key: str
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    done_at: datetime | None = None
+    attempts: int = 0
+    revision: int = 0
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)

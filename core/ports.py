@@ -1,17 +1,20 @@
-"""The ports the engine talks through: storage, the language model, chat platforms.
+"""The ports the engine talks through: storage, the language model, chat platforms, time.
 
-Adapters (Slack, Discord, console) implement :class:`Platform`; ``storage`` implements
-:class:`InterviewStore`; :mod:`core.llm` and :mod:`core.offline_model` implement
-:class:`ChatModel`. Unit tests use in-memory fakes of each.
+Adapters (Slack, Discord, console) implement :class:`Platform`; ``adapters/llm`` implements
+:class:`ChatModel`; ``storage`` implements :class:`UnitOfWork` (one transaction per use case,
+a repository per aggregate) and :class:`RateLimiter`; ``scheduler`` implements
+:class:`Alarm`; ``bot`` implements :class:`Metrics`. Unit tests use in-memory fakes of each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
 
-from core.models import AuditEvent, Challenge, Interview, Turn, Workspace
+from core.models import AuditEvent, Challenge, Interview, Job, Turn, TurnStatus, Workspace
 
 if TYPE_CHECKING:
     from core.counter import CounterView
@@ -82,6 +85,14 @@ class Platform(Protocol):
 
     name: str
 
+    def mention(self, user_id: str) -> str:
+        """How this platform writes a person in a message (``<@U1>``, or a plain name)."""
+        ...
+
+    def counter_refresh_s(self, view: CounterView) -> float | None:
+        """How often a running counter must be redrawn (None: only when it changes)."""
+        ...
+
     async def open_room(
         self, interview: Interview, challenge: Challenge, view: CounterView
     ) -> None:
@@ -115,28 +126,35 @@ class Platform(Protocol):
     ) -> None: ...
 
 
-class InterviewStore(Protocol):
-    """Persistence for workspaces, interviews, turns, audit events and custom challenges."""
+# ---- storage: one unit of work per use case, a repository per aggregate -----------------
 
-    async def get_or_create_workspace(self, platform: str, external_id: str) -> Workspace: ...
 
-    async def get_workspace(self, workspace_id: str) -> Workspace | None: ...
+class WorkspaceRepository(Protocol):
+    async def get_or_create(self, platform: str, external_id: str) -> Workspace: ...
 
-    async def save_workspace(self, workspace: Workspace) -> None: ...
+    async def get(self, workspace_id: str) -> Workspace | None: ...
 
-    async def add_interview(self, interview: Interview, *events: AuditEvent) -> None:
-        """Insert; raises ``Conflict`` if the candidate already has an open interview."""
+    async def update(self, workspace: Workspace) -> None: ...
+
+
+class InterviewRepository(Protocol):
+    """Interviews with their turns and audit events.
+
+    ``update`` is optimistic (``version``) and writes the lifecycle fields only; the budget
+    counters (``tokens_used``, ``tokens_reserved``) and the forecast change only through
+    the atomic ``reserve`` and ``settle``, so no stale copy can ever overwrite a charge.
+    """
+
+    async def add(self, interview: Interview, *events: AuditEvent) -> None:
+        """Insert; ``Conflict`` if the candidate already has an open interview."""
         ...
 
-    async def save_interview(self, interview: Interview, *events: AuditEvent) -> None:
-        """Update (bumping ``version``) and append audit events in one transaction.
-
-        Raises ``Conflict`` if the stored version moved on, or if the candidate already
-        has another open interview.
-        """
+    async def update(self, interview: Interview, *events: AuditEvent) -> None:
+        """Save lifecycle fields if nobody else did meanwhile (bumps ``version``);
+        ``Conflict`` otherwise, and nothing is written."""
         ...
 
-    async def get_interview(self, interview_id: str) -> Interview | None: ...
+    async def get(self, interview_id: str) -> Interview | None: ...
 
     async def find_by_room(self, platform: str, room_key: str) -> Interview | None: ...
 
@@ -144,31 +162,168 @@ class InterviewStore(Protocol):
         self, workspace_id: str, candidate_id: str
     ) -> Interview | None: ...
 
-    async def list_open(self, workspace_id: str | None = None) -> list[Interview]:
-        """Active and paused interviews (all workspaces when ``workspace_id`` is None)."""
+    async def list_open(self, workspace_id: str | None = None) -> list[Interview]: ...
+
+    async def reserve(self, interview_id: str, tokens: int) -> bool:
+        """Hold ``tokens`` of the budget, in the statement that checks that they are free
+        (``tokens_used + tokens_reserved + tokens <= budget``) and that it is running."""
         ...
+
+    async def settle(
+        self,
+        interview_id: str,
+        *,
+        reserved: int,
+        charged: int,
+        next_prompt_tokens: int | None = None,
+        turn_growth_tokens: int | None = None,
+    ) -> None:
+        """Release a reservation and charge what was really spent (atomic increments)."""
+        ...
+
+    async def add_events(self, *events: AuditEvent) -> None: ...
+
+    async def list_audit(self, interview_id: str) -> list[AuditEvent]: ...
 
     async def add_turn(self, turn: Turn) -> bool:
-        """Insert and assign ``turn.seq``; False (and nothing stored) if the platform
-        message id was already stored for this interview."""
+        """Insert with the next ``seq``; False (nothing stored) if the platform message id
+        is already stored for this interview."""
         ...
 
-    async def save_turn(self, turn: Turn, interview: Interview | None = None) -> None:
-        """Update a turn, and the interview with it (in one transaction) when given."""
+    async def update_turn(self, turn: Turn, *, was: TurnStatus | None = None) -> bool:
+        """Save the turn; with ``was``, only if it still has that status (False if not)."""
         ...
 
     async def list_turns(self, interview_id: str) -> list[Turn]:
         """All turns in arrival order."""
         ...
 
-    async def list_audit(self, interview_id: str) -> list[AuditEvent]: ...
+    async def next_open_turn(self, interview_id: str) -> Turn | None:
+        """The earliest turn still pending or streaming."""
+        ...
 
-    async def get_custom_challenge(self, workspace_id: str | None, slug: str) -> Challenge | None:
+    async def with_open_turns(self) -> list[str]:
+        """Ids of open interviews that have a pending or streaming turn (the sweep)."""
+        ...
+
+
+class ChallengeRepository(Protocol):
+    async def get(self, workspace_id: str | None, slug: str) -> Challenge | None:
         """A custom challenge of the workspace, or a global one (workspace None)."""
         ...
 
-    async def list_custom_challenges(self, workspace_id: str | None) -> list[Challenge]: ...
+    async def list(self, workspace_id: str | None) -> list[Challenge]: ...
 
-    async def save_custom_challenge(self, workspace_id: str | None, challenge: Challenge) -> None:
+    async def save(self, workspace_id: str | None, challenge: Challenge) -> None:
         """Insert or replace by (workspace, slug)."""
         ...
+
+
+class JobRepository(Protocol):
+    """Durable due work. Claims expire, so a job whose process died is taken over."""
+
+    async def schedule(self, job: Job) -> None:
+        """Insert, or move the job with this key (new moment and payload, not done,
+        unclaimed, ``revision`` + 1)."""
+        ...
+
+    async def cancel(self, key: str, now: datetime) -> None:
+        """Mark the job with this key done, if there is one."""
+        ...
+
+    async def claim_due(
+        self, owner: str, now: datetime, until: datetime, limit: int, key: str | None = None
+    ) -> list[Job]:
+        """Claim up to ``limit`` due jobs nobody holds (or whose claim expired); with
+        ``key``, only that job."""
+        ...
+
+    async def finish(self, job: Job, now: datetime) -> None:
+        """Done, unless the job was scheduled again while it ran (then it stays armed)."""
+        ...
+
+    async def retry(self, job: Job, due_at: datetime, error: str) -> None:
+        """Release the claim and try again at ``due_at`` (unless re-scheduled meanwhile)."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """The earliest moment a job can be claimed (due, and any claim on it expired)."""
+        ...
+
+    async def get(self, key: str) -> Job | None: ...
+
+
+class LeaseRepository(Protocol):
+    """Exclusive, expiring ownership of a key (one turn at a time per interview)."""
+
+    async def take(self, key: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Take or renew: True if free, expired or already ours."""
+        ...
+
+    async def release(self, key: str, owner: str) -> None: ...
+
+    async def holder(self, key: str, now: datetime) -> tuple[str, datetime] | None:
+        """Who holds the key and until when (None: free or expired)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: ``async with uow: ...; await uow.commit()``; no commit, no change."""
+
+    workspaces: WorkspaceRepository
+    interviews: InterviewRepository
+    challenges: ChallengeRepository
+    jobs: JobRepository
+    leases: LeaseRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class RateLimiter(Protocol):
+    """A rate budget shared by every process (e.g. Slack's Tier 3 for one workspace)."""
+
+    async def acquire(self, key: str, per_second: float, burst: int) -> None:
+        """Wait for the next slot of ``key``: at most ``burst`` at once, then
+        ``per_second`` on average, counted across all processes."""
+        ...
+
+
+class Alarm(Protocol):
+    """Wakes the job runner at a moment (APScheduler in production, the clock in tests)."""
+
+    def wake_at(self, when: datetime) -> None: ...
+
+
+class Metrics(Protocol):
+    """What the engine counts (Prometheus in production)."""
+
+    def interview_started(self) -> None: ...
+
+    def interview_ended(self, reason: str) -> None: ...
+
+    def turn_done(self, status: str, charged: int, seconds: float) -> None: ...
+
+
+class NoMetrics:
+    """Counts nothing."""
+
+    def interview_started(self) -> None:
+        pass
+
+    def interview_ended(self, reason: str) -> None:
+        pass
+
+    def turn_done(self, status: str, charged: int, seconds: float) -> None:
+        pass

@@ -29,9 +29,6 @@ class Timers:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    def pending(self, key: str) -> bool:
-        return key in self._waiting
-
     async def _wait(
         self, key: str, when: datetime, callback: Callable[[], Awaitable[None]]
     ) -> None:

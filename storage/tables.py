@@ -7,11 +7,14 @@ schema; ``tests/test_storage.py`` compares the two.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+
+from core.models import EndReason, Status, TurnStatus
 
 OPEN_STATUSES = ("active", "paused")
 """Interview statuses that count as "open" (at most one per candidate and workspace)."""
@@ -50,6 +53,23 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class EnumText(sa.TypeDecorator[StrEnum]):
+    """A ``StrEnum`` stored as its text (a plain VARCHAR column, no database enum type)."""
+
+    impl = sa.String(32)
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: Any | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> StrEnum | None:
+        return None if value is None else self.enum(value)
 
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -93,16 +113,17 @@ interviews = sa.Table(
     sa.Column("time_limit_s", sa.Integer, nullable=False),
     sa.Column("token_budget", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("status", KIND, nullable=False),
+    sa.Column("status", EnumText(Status), nullable=False),
     sa.Column("scheduled_for", UTCDateTime, nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("ended_at", UTCDateTime, nullable=True),
-    sa.Column("end_reason", KIND, nullable=True),
+    sa.Column("end_reason", EnumText(EndReason), nullable=True),
     sa.Column("extra_time_s", sa.Integer, nullable=False),
     sa.Column("extra_tokens", sa.Integer, nullable=False),
     sa.Column("paused_total_s", sa.Float, nullable=False),
     sa.Column("paused_since", UTCDateTime, nullable=True),
     sa.Column("tokens_used", sa.Integer, nullable=False),
+    sa.Column("tokens_reserved", sa.Integer, nullable=False, server_default="0"),
     sa.Column("warnings_sent", JSON, nullable=False),
     sa.Column("room_key", NAME, nullable=True),
     sa.Column("platform_data", JSON, nullable=False),
@@ -137,7 +158,7 @@ turns = sa.Table(
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("platform_message_id", NAME, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("status", KIND, nullable=False),
+    sa.Column("status", EnumText(TurnStatus), nullable=False),
     sa.Column("reply", sa.Text, nullable=False),
     sa.Column("prompt_tokens", sa.Integer, nullable=False),
     sa.Column("completion_tokens", sa.Integer, nullable=False),
@@ -145,8 +166,10 @@ turns = sa.Table(
     sa.Column("usage_reported", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("answered_at", UTCDateTime, nullable=True),
+    sa.Column("reserved_tokens", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("interview_id", "platform_message_id"),
 )
+sa.Index("ix_turns_status", turns.c.status)
 
 sa.Index("uq_turns_interview_id_seq", turns.c.interview_id, turns.c.seq, unique=True)
 
@@ -201,4 +224,44 @@ sa.Index(
     unique=True,
     sqlite_where=challenges.c.workspace_id.is_(None),
     postgresql_where=challenges.c.workspace_id.is_(None),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("kind", KIND, nullable=False),
+    sa.Column("key", NAME, nullable=False, unique=True),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_by", NAME, nullable=True),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+
+# The claimer's query: due and not done, earliest first.
+sa.Index(
+    "ix_jobs_due",
+    jobs.c.due_at,
+    sqlite_where=jobs.c.done_at.is_(None),
+    postgresql_where=jobs.c.done_at.is_(None),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("key", NAME, primary_key=True),
+    sa.Column("owner", NAME, nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+)
+
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", NAME, primary_key=True),
+    # GCRA's "theoretical arrival time" in seconds since the epoch.
+    sa.Column("tat", sa.Float, nullable=False),
 )

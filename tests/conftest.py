@@ -14,14 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from adapters.llm.offline import OfflineChatModel
 from core.clock import ManualClock
 from core.models import Actor, Workspace
-from core.offline_model import OfflineChatModel
 from core.ports import ChatModel
 from core.service import EngineConfig, InterviewService
-from storage import SqlStore, create_store, normalize_url, upgrade
-from tests.fakes.memory_store import MemoryStore
+from storage import UnitOfWorkFactory, create_uow_factory, normalize_url, upgrade
+from tests.fakes.memory_uow import MemoryDatabase, MemoryUnitOfWorkFactory
 from tests.fakes.recording_platform import RecordingPlatform
+from tests.fakes.store_view import StoreView
 
 # Every bot a test starts serves its metrics on a free port (not the fixed default).
 os.environ.setdefault("METRICS_PORT", "0")
@@ -33,25 +34,28 @@ CANDIDATE = "U_CAND"
 @dataclass
 class Engine:
     service: InterviewService
-    store: MemoryStore
+    store: StoreView
+    db: MemoryDatabase
     platform: RecordingPlatform
     clock: ManualClock
     workspace: Workspace
 
 
 async def make_engine(model: ChatModel | None = None, **config: object) -> Engine:
-    store = MemoryStore()
+    uow = MemoryUnitOfWorkFactory()
     platform = RecordingPlatform()
     clock = ManualClock()
     service = InterviewService(
-        store,
+        uow,
         model or OfflineChatModel(),
         clock,
         {"test": platform},
         EngineConfig(**config),  # type: ignore[arg-type]
+        owner="test-process",
     )
+    store = StoreView(uow)
     workspace = await store.get_or_create_workspace("test", "T1")
-    return Engine(service, store, platform, clock, workspace)
+    return Engine(service, store, uow.db, platform, clock, workspace)
 
 
 @pytest_asyncio.fixture
@@ -93,10 +97,10 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterato
 
 
 @pytest_asyncio.fixture
-async def store(backend: Backend) -> AsyncIterator[SqlStore]:
+async def database(backend: Backend) -> AsyncIterator[UnitOfWorkFactory]:
     await upgrade(backend.url, connect_args=backend.connect_args)
-    sql_store = create_store(backend.url, connect_args=backend.connect_args)
+    factory = create_uow_factory(backend.url, connect_args=backend.connect_args)
     try:
-        yield sql_store
+        yield factory
     finally:
-        await sql_store.close()
+        await factory.close()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 
 from core.clock import ManualClock
-from core.llm import OpenAIChatModel
+from adapters.llm.openai_chat import OpenAIChatModel
 from core.models import EndReason, Interview, Status, TurnStatus
 from core.service import InterviewService
 from core.tokens import TokenCounter

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
 
-from core.llm import (
+from adapters.llm.openai_chat import (
     MSG_CONNECTION,
     MSG_CUT_OFF,
     MSG_CUT_OFF_EMPTY,
@@ -418,7 +418,7 @@ async def test_a_base_url_without_any_key_sends_a_placeholder_and_says_so_once(
     from bot.settings import load_settings
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    caplog.set_level("INFO", logger="core.llm")
+    caplog.set_level("INFO", logger="adapters.llm.openai_chat")
     model = build_model(load_settings(openai_base_url=fake.base_url, openai_api_key=None))
     assert isinstance(model, OpenAIChatModel)
     try:
@@ -439,7 +439,7 @@ def test_without_a_base_url_or_key_the_offline_model_is_used(
 ) -> None:
     from bot.app import build_model
     from bot.settings import load_settings
-    from core.offline_model import OfflineChatModel
+    from adapters.llm.offline import OfflineChatModel
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

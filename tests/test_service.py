@@ -16,12 +16,12 @@ from tests.conftest import CANDIDATE, INTERVIEWER, Engine, make_engine
 
 
 async def start(engine: Engine, **kwargs: object) -> Interview:
-    return await engine.service.start(engine.workspace, INTERVIEWER, CANDIDATE, **kwargs)  # type: ignore[arg-type]
+    return await engine.service.lifecycle.start(engine.workspace, INTERVIEWER, CANDIDATE, **kwargs)  # type: ignore[arg-type]
 
 
 async def say(engine: Engine, interview: Interview, text: str, msg_id: str) -> None:
     assert interview.room_key is not None
-    await engine.service.handle_message("test", interview.room_key, CANDIDATE, msg_id, text)
+    await engine.service.turns.handle_message("test", interview.room_key, CANDIDATE, msg_id, text)
 
 
 async def test_start_opens_room_posts_counter_and_audits(engine: Engine) -> None:
@@ -48,11 +48,11 @@ async def test_limits_come_from_the_command_else_the_challenge_else_the_defaults
             7777,
             "plain",
         )
-        await engine.service.end(INTERVIEWER, interview.id)
+        await engine.service.lifecycle.end(INTERVIEWER, interview.id)
         # url-shortener suggests 1h and 30k: used when the command gives no limits
         suggested = await start(engine, challenge_slug="url-shortener")
         assert (suggested.time_limit_s, suggested.token_budget) == (3600, 30_000)
-        await engine.service.end(INTERVIEWER, suggested.id)
+        await engine.service.lifecycle.end(INTERVIEWER, suggested.id)
         explicit = await start(
             engine, challenge_slug="url-shortener", time_limit_s=600, token_budget=2000
         )
@@ -65,20 +65,20 @@ async def test_second_interview_for_same_candidate_is_refused(engine: Engine) ->
     await start(engine)
     with pytest.raises(Conflict, match="already has an active interview"):
         await start(engine)
-    assert len(engine.store.interviews) == 1
+    assert len(engine.db.interviews) == 1
 
 
 async def test_unknown_challenge_changes_nothing(engine: Engine) -> None:
     with pytest.raises(Exception, match="no challenge `nope`"):
         await start(engine, challenge_slug="nope")
-    assert engine.store.interviews == {}
+    assert engine.db.interviews == {}
 
 
 async def test_failed_room_opening_cancels_and_reports(engine: Engine) -> None:
     engine.platform.fail_open = True
     with pytest.raises(Conflict, match="couldn't open the private conversation"):
         await start(engine)
-    (stored,) = engine.store.interviews.values()
+    (stored,) = engine.db.interviews.values()
     assert stored.status is Status.ENDED and stored.end_reason is EndReason.CANCELLED
 
 
@@ -115,21 +115,21 @@ async def test_redelivered_message_is_answered_once(engine: Engine) -> None:
 async def test_only_the_candidates_messages_go_to_the_model(engine: Engine) -> None:
     interview = await start(engine)
     assert interview.room_key is not None
-    await engine.service.handle_message("test", interview.room_key, INTERVIEWER.user_id, "x", "hi")
-    await engine.service.handle_message("test", "other-room", CANDIDATE, "y", "hi")
+    await engine.service.turns.handle_message("test", interview.room_key, INTERVIEWER.user_id, "x", "hi")
+    await engine.service.turns.handle_message("test", "other-room", CANDIDATE, "y", "hi")
     assert engine.platform.replies == []
 
 
 async def test_non_interviewers_cannot_act(engine: Engine) -> None:
     stranger = Actor("U_X", is_interviewer=False)
     with pytest.raises(NotAuthorized):
-        await engine.service.start(engine.workspace, stranger, CANDIDATE)
+        await engine.service.lifecycle.start(engine.workspace, stranger, CANDIDATE)
     interview = await start(engine)
     candidate = Actor(CANDIDATE, is_interviewer=True)  # even an admin can't run their own session
     for action in (
-        lambda a: engine.service.extend(a, interview.id, seconds=60),
-        lambda a: engine.service.pause(a, interview.id),
-        lambda a: engine.service.end(a, interview.id),
+        lambda a: engine.service.lifecycle.extend(a, interview.id, seconds=60),
+        lambda a: engine.service.lifecycle.pause(a, interview.id),
+        lambda a: engine.service.lifecycle.end(a, interview.id),
     ):
         for actor in (stranger, candidate):
             with pytest.raises(NotAuthorized):
@@ -172,7 +172,7 @@ async def test_expiry_without_activity_and_time_warnings_once_each(engine: Engin
 async def test_pause_stops_the_clock_and_keeps_messages_unanswered(engine: Engine) -> None:
     interview = await start(engine, time_limit_s=600)
     engine.clock.advance(100)
-    await engine.service.pause(INTERVIEWER, interview.id)
+    await engine.service.lifecycle.pause(INTERVIEWER, interview.id)
     engine.clock.advance(3600)
     await engine.service.settle()
     await say(engine, interview, "are you there?", "m1")
@@ -181,8 +181,8 @@ async def test_pause_stops_the_clock_and_keeps_messages_unanswered(engine: Engin
     assert any("paused" in t for t in engine.platform.notice_texts())
     assert engine.platform.counters[-1].seconds_left == 500
     with pytest.raises(IllegalTransition):
-        await engine.service.pause(INTERVIEWER, interview.id)
-    await engine.service.resume(INTERVIEWER, interview.id)
+        await engine.service.lifecycle.pause(INTERVIEWER, interview.id)
+    await engine.service.lifecycle.resume(INTERVIEWER, interview.id)
     stored = await engine.store.get_interview(interview.id)
     assert stored is not None and stored.seconds_left(engine.clock.now()) == 500
     engine.clock.advance(499)
@@ -200,7 +200,7 @@ async def test_extension_moves_deadline_and_rearms_warnings(engine: Engine) -> N
     engine.clock.advance(800)
     await engine.service.settle()
     assert "time_25" in (await engine.store.get_interview(interview.id)).warnings_sent  # type: ignore[union-attr]
-    await engine.service.extend(INTERVIEWER, interview.id, seconds=600)
+    await engine.service.lifecycle.extend(INTERVIEWER, interview.id, seconds=600)
     stored = await engine.store.get_interview(interview.id)
     assert stored is not None and stored.seconds_left(engine.clock.now()) == 800
     assert "time_25" not in stored.warnings_sent
@@ -212,19 +212,19 @@ async def test_extension_moves_deadline_and_rearms_warnings(engine: Engine) -> N
         "⚠️ 25% of the time is left."
     ] * 2
     with pytest.raises(InvalidInput):
-        await engine.service.extend(INTERVIEWER, interview.id)
+        await engine.service.lifecycle.extend(INTERVIEWER, interview.id)
 
 
 async def test_end_by_interviewer_then_messages_get_polite_refusal(engine: Engine) -> None:
     interview = await start(engine)
-    await engine.service.end(INTERVIEWER, interview.id)
+    await engine.service.lifecycle.end(INTERVIEWER, interview.id)
     await say(engine, interview, "one more question", "m1")
     assert engine.platform.replies == []
     assert engine.platform.notice_texts()[-1].startswith("This interview has ended")
     with pytest.raises(IllegalTransition):
-        await engine.service.end(INTERVIEWER, interview.id)
+        await engine.service.lifecycle.end(INTERVIEWER, interview.id)
     with pytest.raises(IllegalTransition):
-        await engine.service.extend(INTERVIEWER, interview.id, tokens=5)
+        await engine.service.lifecycle.extend(INTERVIEWER, interview.id, tokens=5)
 
 
 def _is_token_warning(text: str) -> bool:
@@ -396,18 +396,24 @@ async def test_usage_over_budget_is_capped_and_audited() -> None:
 async def test_recover_rearms_timers_and_charges_interrupted_turns(engine: Engine) -> None:
     interview = await start(engine, time_limit_s=600)
     await say(engine, interview, "hello", "m1")
-    turns = engine.store.turns[interview.id]
-    turns[0].status = TurnStatus.STREAMING  # as if the process died mid-stream
-    used_before = engine.store.interviews[interview.id].tokens_used
+    # as if the process died mid-stream: the reservation held, nothing charged yet
+    (turn,) = engine.db.turns[interview.id]
+    stored = engine.db.interviews[interview.id]
+    stored.tokens_used -= turn.charged_tokens
+    stored.tokens_reserved += turn.reserved_tokens
+    turn.status, turn.charged_tokens = TurnStatus.STREAMING, 0
+    used_before = stored.tokens_used
     await engine.service.close()
     restarted = type(engine.service)(
-        engine.store, engine.service.model, engine.clock, {"test": engine.platform}
+        engine.store.uow, engine.service.model, engine.clock, {"test": engine.platform}
     )
     try:
         await restarted.recover()
         stored = await engine.store.get_interview(interview.id)
         assert stored is not None
-        assert stored.tokens_used == used_before + turns[0].prompt_tokens
+        assert stored.tokens_used == used_before + turn.prompt_tokens
+        assert stored.tokens_reserved == 0
+        assert "please send it again" in engine.platform.notice_texts()[-1]
         engine.clock.advance(timedelta(minutes=10))
         await restarted.settle()
         stored = await engine.store.get_interview(interview.id)
@@ -418,13 +424,13 @@ async def test_recover_rearms_timers_and_charges_interrupted_turns(engine: Engin
 
 async def test_find_for_command_without_a_mention(engine: Engine) -> None:
     with pytest.raises(Exception, match="no active interview"):
-        await engine.service.find_for_command(engine.workspace, INTERVIEWER, None)
+        await engine.service.queries.find_for_command(engine.workspace, INTERVIEWER, None)
     interview = await start(engine)
-    found = await engine.service.find_for_command(engine.workspace, INTERVIEWER, None)
+    found = await engine.service.queries.find_for_command(engine.workspace, INTERVIEWER, None)
     assert found.id == interview.id
-    await engine.service.start(engine.workspace, INTERVIEWER, "U_OTHER")
+    await engine.service.lifecycle.start(engine.workspace, INTERVIEWER, "U_OTHER")
     with pytest.raises(InvalidInput, match="2 active interviews"):
-        await engine.service.find_for_command(engine.workspace, INTERVIEWER, None)
+        await engine.service.queries.find_for_command(engine.workspace, INTERVIEWER, None)
 
 
 async def test_losing_a_start_race_cancels_the_loser_and_closes_its_room(engine: Engine) -> None:
@@ -432,10 +438,10 @@ async def test_losing_a_start_race_cancels_the_loser_and_closes_its_room(engine:
     assert sum(isinstance(r, Conflict) for r in results) == 1
     states = sorted(
         (i.status.value, i.end_reason.value if i.end_reason else "")
-        for i in engine.store.interviews.values()
+        for i in engine.db.interviews.values()
     )
     assert states in ([("active", "")], [("active", ""), ("ended", "cancelled")])
-    opened = [i for i in engine.store.interviews.values() if i.room_key]
+    opened = [i for i in engine.db.interviews.values() if i.room_key]
     assert len(engine.platform.closed) == len(opened) - 1
 
 
@@ -448,7 +454,9 @@ async def test_recover_answers_messages_stored_before_a_crash(engine: Engine) ->
         platform_message_id="m-crash",
         created_at=engine.clock.now(),
     )
-    assert await engine.store.add_turn(pending)
+    async with engine.store.uow() as uow:
+        assert await uow.interviews.add_turn(pending)
+        await uow.commit()
     await engine.service.recover()
     await engine.service.settle()
     (turn,) = await engine.store.list_turns(interview.id)
@@ -463,7 +471,7 @@ async def test_adapter_changes_to_platform_data_are_persisted(engine: Engine) ->
         i.platform_data["counter_message"] = "fresh"
 
     engine.platform.show_counter = repost  # type: ignore[method-assign,assignment]
-    await engine.service.extend(INTERVIEWER, interview.id, seconds=60)
+    await engine.service.lifecycle.extend(INTERVIEWER, interview.id, seconds=60)
     stored = await engine.store.get_interview(interview.id)
     assert stored is not None and stored.platform_data["counter_message"] == "fresh"
 
@@ -523,7 +531,7 @@ async def test_repeated_extensions_cannot_pass_24_hours_in_total(
     errors = []
     for step in steps:
         try:
-            await engine.service.extend(INTERVIEWER, interview.id, seconds=parse_duration(step))
+            await engine.service.lifecycle.extend(INTERVIEWER, interview.id, seconds=parse_duration(step))
         except InvalidInput as exc:
             errors.append(str(exc))
     assert errors and message in errors[0]
@@ -534,12 +542,12 @@ async def test_repeated_extensions_cannot_pass_24_hours_in_total(
 
 async def test_token_extensions_cannot_pass_ten_million_in_total(engine: Engine) -> None:
     interview = await start(engine, token_budget=20_000)
-    await engine.service.extend(INTERVIEWER, interview.id, tokens=9_000_000)
+    await engine.service.lifecycle.extend(INTERVIEWER, interview.id, tokens=9_000_000)
     with pytest.raises(InvalidInput, match=r"at most \+980,000 tokens can be added"):
-        await engine.service.extend(INTERVIEWER, interview.id, tokens=5_000_000)
-    await engine.service.extend(INTERVIEWER, interview.id, tokens=980_000)
+        await engine.service.lifecycle.extend(INTERVIEWER, interview.id, tokens=5_000_000)
+    await engine.service.lifecycle.extend(INTERVIEWER, interview.id, tokens=980_000)
     with pytest.raises(InvalidInput, match="no more tokens can be added"):
-        await engine.service.extend(INTERVIEWER, interview.id, tokens=1)
+        await engine.service.lifecycle.extend(INTERVIEWER, interview.id, tokens=1)
     stored = await engine.store.get_interview(interview.id)
     assert stored is not None and stored.total_budget == 10_000_000
 
@@ -549,7 +557,7 @@ async def test_recover_closes_an_overdue_interview_before_returning(engine: Engi
     await engine.service.close()
     engine.clock.advance(timedelta(minutes=30))  # the bot was down past the deadline
     restarted = type(engine.service)(
-        engine.store, engine.service.model, engine.clock, {"test": engine.platform}
+        engine.store.uow, engine.service.model, engine.clock, {"test": engine.platform}
     )
     try:
         await restarted.recover()  # no settle(): closed by the time recover() returns
@@ -564,7 +572,7 @@ async def test_recover_closes_an_overdue_interview_before_returning(engine: Engi
 async def test_final_counter_of_an_early_end_shows_the_time_that_was_left(engine: Engine) -> None:
     interview = await start(engine, time_limit_s=600)
     engine.clock.advance(timedelta(minutes=3, seconds=20))
-    await engine.service.end(INTERVIEWER, interview.id)
+    await engine.service.lifecycle.end(INTERVIEWER, interview.id)
     final = engine.platform.counters[-1]
     assert final.status is Status.ENDED and final.seconds_left == 400
     from core.counter import counter_text

@@ -36,6 +36,12 @@ class RecordingPlatform:
     # Everything shown in the conversation, in order: ("notice", text), ("reply", "").
     timeline: list[tuple[str, str]] = field(default_factory=list)
 
+    def mention(self, user_id: str) -> str:
+        return f"<@{user_id}>"
+
+    def counter_refresh_s(self, view: CounterView) -> float | None:
+        return None
+
     async def open_room(
         self, interview: Interview, challenge: Challenge, view: CounterView
     ) -> None:

@@ -1,0 +1,1 @@
+"""Chat models behind the ChatModel port: the OpenAI-compatible gateway and the offline model."""

@@ -1,0 +1,31 @@
+"""Prometheus metrics (served at ``/metrics``): the engine's :class:`core.ports.Metrics`."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+INTERVIEWS_STARTED = Counter("interview_buddy_interviews_started_total", "Interviews started")
+INTERVIEWS_ENDED = Counter("interview_buddy_interviews_ended_total", "Interviews ended", ["reason"])
+TURNS = Counter("interview_buddy_turns_total", "Candidate messages handled", ["status"])
+TOKENS_CHARGED = Counter("interview_buddy_tokens_charged_total", "Tokens charged to budgets")
+TURN_SECONDS = Histogram(
+    "interview_buddy_turn_seconds",
+    "Time from taking a candidate message to the end of the reply",
+    buckets=(0.5, 1, 2, 5, 10, 20, 40, 80),
+)
+
+
+class PrometheusMetrics:
+    """Counts what the engine reports into the process's Prometheus registry."""
+
+    def interview_started(self) -> None:
+        INTERVIEWS_STARTED.inc()
+
+    def interview_ended(self, reason: str) -> None:
+        INTERVIEWS_ENDED.labels(reason).inc()
+
+    def turn_done(self, status: str, charged: int, seconds: float) -> None:
+        TURNS.labels(status).inc()
+        TOKENS_CHARGED.inc(charged)
+        if seconds > 0:
+            TURN_SECONDS.observe(seconds)

@@ -1,0 +1,158 @@
+"""Durable jobs: due work claimed in the database, run by whichever process claims it.
+
+A handler must be idempotent: a claim whose process died expires and the job is run again
+by another process. Handlers may schedule their own key again (e.g. the next tick); the job
+then stays armed for the new moment instead of being marked done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from core.clock import Clock
+from core.models import Job
+from core.ports import Alarm, UnitOfWorkFactory
+from core.timers import Timers
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[None]]
+
+CLAIM_S = 60.0  # a job not finished by then is taken over (its process is presumed dead)
+BATCH = 20
+MAX_BACKOFF_S = 300.0
+
+
+class JobRunner:
+    """Claims due jobs and runs their handlers; the alarm wakes it at the next due moment."""
+
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, owner: str, alarm: Alarm | None = None
+    ) -> None:
+        self.uow = uow
+        self.clock = clock
+        self.owner = owner
+        self.alarm = alarm
+        self.handlers: dict[str, Handler] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    def on(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    async def schedule(self, job: Job) -> None:
+        """Schedule in a unit of work of its own, and make sure the alarm knows."""
+        async with self.uow() as uow:
+            await uow.jobs.schedule(job)
+            await uow.commit()
+        self.armed(job.due_at)
+
+    def armed(self, when: datetime) -> None:
+        """A job is due at ``when``: have the alarm wake us then (call after commit)."""
+        if self.alarm is not None:
+            self.alarm.wake_at(when)
+
+    async def run_due(self) -> int:
+        """Claim and run every job due now; returns how many ran."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            jobs = await uow.jobs.claim_due(
+                self.owner, now, now + timedelta(seconds=CLAIM_S), BATCH
+            )
+            await uow.commit()
+        if jobs:
+            await asyncio.gather(*(self._run(job) for job in jobs))
+        await self._rearm()
+        return len(jobs)
+
+    async def run_now(self, key: str) -> bool:
+        """Run the job with this key now if it is due and nobody holds it (exactly once)."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            jobs = await uow.jobs.claim_due(
+                self.owner, now, now + timedelta(seconds=CLAIM_S), 1, key=key
+            )
+            await uow.commit()
+        for job in jobs:
+            await self._run(job)
+        return bool(jobs)
+
+    async def _run(self, job: Job) -> None:
+        handler = self.handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for jobs of kind {job.kind!r}")
+            await handler(job)
+        except Exception as exc:
+            delay = min(MAX_BACKOFF_S, 5.0 * 2 ** max(0, job.attempts - 1))
+            log.exception(
+                "job %s failed (attempt %d); retrying in %.0f s", job.key, job.attempts, delay
+            )
+            retry_at = self.clock.now() + timedelta(seconds=delay)
+            async with self.uow() as uow:
+                await uow.jobs.retry(job, retry_at, f"{type(exc).__name__}: {exc}")
+                await uow.commit()
+            return
+        async with self.uow() as uow:
+            await uow.jobs.finish(job, self.clock.now())
+            await uow.commit()
+
+    async def _rearm(self) -> None:
+        if self.alarm is None:
+            return
+        async with self.uow() as uow:
+            moment = await uow.jobs.next_due()
+        if moment is not None:
+            self.alarm.wake_at(moment)
+
+    def wake(self) -> None:
+        """Run due jobs soon, in the background."""
+
+        async def run() -> None:
+            await self.run_due()
+
+        task = asyncio.create_task(run())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    async def settle(self) -> None:
+        """Wait for background runs to finish (tests)."""
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+
+class ClockAlarm:
+    """:class:`core.ports.Alarm` on the injected clock (tests; any single process)."""
+
+    def __init__(self, clock: Clock, wake: Callable[[], Awaitable[object]]) -> None:
+        self._timers = Timers(clock)
+        self._wake = wake
+        self._when: datetime | None = None
+
+    def wake_at(self, when: datetime) -> None:
+        if self._when is not None and self._when <= when:
+            return  # already waking earlier
+        self._when = when
+
+        async def ring() -> None:
+            self._when = None
+            await self._wake()
+
+        self._timers.set("alarm", when, ring)
+
+    async def settle(self) -> None:
+        await self._timers.settle()
+
+    async def close(self) -> None:
+        await self._timers.close()

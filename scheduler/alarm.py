@@ -1,0 +1,76 @@
+"""APScheduler as the in-process alarm clock of the durable jobs.
+
+The database is the source of truth: jobs live in the ``jobs`` table and are claimed there.
+APScheduler only wakes this process: once at the next ``due_at`` it knows of (its own jobs),
+and every ``sweep_s`` seconds to pick up jobs other processes created and turns whose
+process died. Its own job store stays in memory (its SQLAlchemy store is synchronous and
+must not be shared between processes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger(__name__)
+
+WAKE = "interview-buddy-wake"
+SWEEP = "interview-buddy-sweep"
+
+
+class SchedulerAlarm:
+    """:class:`core.ports.Alarm` on an ``AsyncIOScheduler``."""
+
+    def __init__(
+        self,
+        wake: Callable[[], Awaitable[object]],
+        sweep: Callable[[], Awaitable[object]],
+        *,
+        sweep_s: float = 5.0,
+    ) -> None:
+        self._wake = wake
+        self._sweep = sweep
+        self._sweep_s = sweep_s
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._next: datetime | None = None
+
+    def start(self) -> None:
+        # misfire_grace_time=None: a wake-up or sweep that comes late (a busy loop, a laptop
+        # that slept) still runs, however late: the database decides what is due, and being
+        # late must never mean skipping. coalesce=True: several missed runs are one run,
+        # since one run claims everything that is due.
+        self._scheduler.add_job(
+            self._sweep,
+            "interval",
+            seconds=self._sweep_s,
+            id=SWEEP,
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
+        )
+        self._scheduler.start()
+
+    def wake_at(self, when: datetime) -> None:
+        if self._next is not None and self._next <= when and self._scheduler.get_job(WAKE):
+            return  # already waking earlier
+        self._next = when
+        self._scheduler.add_job(
+            self._ring,
+            "date",
+            run_date=when,
+            id=WAKE,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+
+    async def _ring(self) -> None:
+        self._next = None
+        await self._wake()
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

@@ -1,0 +1,51 @@
+"""A rate budget shared by every process on one database (GCRA, one statement per call).
+
+Each key keeps a "theoretical arrival time" (TAT). A call takes the next slot,
+``tat = max(tat, now) + 1 / rate``, in one ``UPDATE ... RETURNING``, and waits until that
+slot is within the burst allowance (``tat - now <= burst / rate``). Calls from any number of
+processes queue up in the database, so together they never exceed the rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from storage.repositories import insert_ignoring_duplicates
+from storage.tables import rate_limits
+
+Clock = Callable[[], float]
+
+
+class SqlRateLimiter:
+    """:class:`core.ports.RateLimiter` over the ``rate_limits`` table."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def _take_slot(self, key: str, interval: float) -> float:
+        """The next slot's TAT (the slot itself is ``tat - interval``)."""
+        now = self._clock()
+        tat = rate_limits.c.tat
+        step = sa.update(rate_limits).where(rate_limits.c.key == key)
+        step = step.values(tat=sa.case((tat > now, tat), else_=now) + interval)
+        async with AsyncSession(self._engine) as session, session.begin():
+            taken = (await session.execute(step.returning(tat))).scalar()
+            if taken is None:  # first use of this key
+                await session.execute(
+                    insert_ignoring_duplicates(session, rate_limits, {"key": key, "tat": now})
+                )
+                taken = (await session.execute(step.returning(tat))).scalar_one()
+        return float(taken)
+
+    async def acquire(self, key: str, per_second: float, burst: int) -> None:
+        interval = 1.0 / per_second
+        tat = await self._take_slot(key, interval)
+        wait = tat - self._clock() - burst * interval
+        if wait > 0:
+            await asyncio.sleep(wait)

@@ -1,0 +1,340 @@
+"""Repositories of workspaces, interviews (with turns and audit events) and challenges.
+
+Each works inside the unit of work's transaction (:mod:`storage.uow`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import Conflict, NotFound, Stale
+from core.models import (
+    AuditEvent,
+    Challenge,
+    Interview,
+    Status,
+    Turn,
+    TurnStatus,
+    Workspace,
+)
+from storage.mapping import from_row, row_values
+from storage.tables import (
+    OPEN_CANDIDATE_INDEX,
+    OPEN_STATUSES,
+    ROOM_CONSTRAINT,
+    audit_events,
+    challenges,
+    interviews,
+    turns,
+    workspaces,
+)
+
+VERSION_CONFLICT = "The interview changed while you were acting on it; please try again."
+ROOM_CONFLICT = "This conversation is already linked to another interview."
+OPEN_CONFLICT = "The candidate already has an active interview."
+
+# How the two backends name the violated unique index in their error messages.
+_OPEN_CANDIDATE_MARKERS = (OPEN_CANDIDATE_INDEX, "interviews.workspace_id, interviews.candidate_id")
+_ROOM_MARKERS = (ROOM_CONSTRAINT, "interviews.platform, interviews.room_key")
+
+# Written by ``update`` (optimistic, versioned). The budget counters and the forecast are
+# written only by ``reserve``/``settle``, so a stale copy can never undo a charge.
+LIFECYCLE_COLUMNS = (
+    "status",
+    "scheduled_for",
+    "started_at",
+    "ended_at",
+    "end_reason",
+    "extra_time_s",
+    "extra_tokens",
+    "paused_total_s",
+    "paused_since",
+    "warnings_sent",
+    "room_key",
+    "platform_data",
+)
+_OPEN_TURNS = (TurnStatus.PENDING, TurnStatus.STREAMING)
+
+
+def insert_ignoring_duplicates(
+    session: AsyncSession, table: sa.Table, values: dict[str, Any]
+) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).values(values).on_conflict_do_nothing()
+    return sqlite.insert(table).values(values).on_conflict_do_nothing()
+
+
+def _conflict(exc: IntegrityError) -> Conflict | None:
+    message = str(exc.orig)
+    if any(marker in message for marker in _OPEN_CANDIDATE_MARKERS):
+        return Conflict(OPEN_CONFLICT)
+    if any(marker in message for marker in _ROOM_MARKERS):
+        return Conflict(ROOM_CONFLICT)
+    return None
+
+
+class SqlWorkspaces:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get_or_create(self, platform: str, external_id: str) -> Workspace:
+        query = sa.select(workspaces).where(
+            workspaces.c.platform == platform, workspaces.c.external_id == external_id
+        )
+        row = (await self._s.execute(query)).mappings().first()
+        if row is not None:
+            return from_row(Workspace, row)
+        created = Workspace(platform=platform, external_id=external_id)
+        # Created concurrently by another process? Then theirs is the one.
+        await self._s.execute(
+            insert_ignoring_duplicates(self._s, workspaces, row_values(created, workspaces))
+        )
+        row = (await self._s.execute(query)).mappings().one()
+        return from_row(Workspace, row)
+
+    async def get(self, workspace_id: str) -> Workspace | None:
+        query = sa.select(workspaces).where(workspaces.c.id == workspace_id)
+        row = (await self._s.execute(query)).mappings().first()
+        return None if row is None else from_row(Workspace, row)
+
+    async def update(self, workspace: Workspace) -> None:
+        await self._s.execute(
+            sa.update(workspaces)
+            .where(workspaces.c.id == workspace.id)
+            .values(settings=workspace.settings)
+        )
+
+
+class SqlInterviews:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    # -- interviews -------------------------------------------------------------------------
+
+    async def add(self, interview: Interview, *events: AuditEvent) -> None:
+        try:
+            await self._s.execute(sa.insert(interviews).values(row_values(interview, interviews)))
+        except IntegrityError as exc:
+            conflict = _conflict(exc)
+            if conflict is None:
+                raise
+            raise conflict from exc
+        await self.add_events(*events)
+
+    async def update(self, interview: Interview, *events: AuditEvent) -> None:
+        values = row_values(interview, interviews, only=LIFECYCLE_COLUMNS)
+        try:
+            result = await self._s.execute(
+                sa.update(interviews)
+                .where(interviews.c.id == interview.id, interviews.c.version == interview.version)
+                .values(**values, version=interview.version + 1)
+            )
+        except IntegrityError as exc:
+            conflict = _conflict(exc)
+            if conflict is None:
+                raise
+            raise conflict from exc
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise Stale(VERSION_CONFLICT)
+        interview.version += 1
+        await self.add_events(*events)
+
+    async def get(self, interview_id: str) -> Interview | None:
+        return await self._one(interviews.c.id == interview_id)
+
+    async def find_by_room(self, platform: str, room_key: str) -> Interview | None:
+        return await self._one(interviews.c.platform == platform, interviews.c.room_key == room_key)
+
+    async def find_open_for_candidate(
+        self, workspace_id: str, candidate_id: str
+    ) -> Interview | None:
+        return await self._one(
+            interviews.c.workspace_id == workspace_id,
+            interviews.c.candidate_id == candidate_id,
+            interviews.c.status.in_(OPEN_STATUSES),
+        )
+
+    async def list_open(self, workspace_id: str | None = None) -> list[Interview]:
+        query = sa.select(interviews).where(interviews.c.status.in_(OPEN_STATUSES))
+        if workspace_id is not None:
+            query = query.where(interviews.c.workspace_id == workspace_id)
+        rows = await self._s.execute(query.order_by(interviews.c.created_at, interviews.c.id))
+        return [from_row(Interview, row) for row in rows.mappings()]
+
+    async def _one(self, *where: sa.ColumnElement[bool]) -> Interview | None:
+        row = (await self._s.execute(sa.select(interviews).where(*where))).mappings().first()
+        return None if row is None else from_row(Interview, row)
+
+    # -- the budget -------------------------------------------------------------------------
+
+    async def reserve(self, interview_id: str, tokens: int) -> bool:
+        c = interviews.c
+        result = await self._s.execute(
+            sa.update(interviews)
+            .where(
+                c.id == interview_id,
+                c.status == Status.ACTIVE,
+                c.tokens_used + c.tokens_reserved + tokens <= c.token_budget + c.extra_tokens,
+            )
+            .values(tokens_reserved=c.tokens_reserved + tokens)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def settle(
+        self,
+        interview_id: str,
+        *,
+        reserved: int,
+        charged: int,
+        next_prompt_tokens: int | None = None,
+        turn_growth_tokens: int | None = None,
+    ) -> None:
+        c = interviews.c
+        values: dict[str, Any] = {
+            "tokens_reserved": c.tokens_reserved - reserved,
+            "tokens_used": c.tokens_used + charged,
+        }
+        if next_prompt_tokens is not None:
+            values["next_prompt_tokens"] = next_prompt_tokens
+        if turn_growth_tokens is not None:
+            values["turn_growth_tokens"] = turn_growth_tokens
+        await self._s.execute(sa.update(interviews).where(c.id == interview_id).values(values))
+
+    # -- audit ------------------------------------------------------------------------------
+
+    async def add_events(self, *events: AuditEvent) -> None:
+        if events:
+            # One multi-row insert; ``seq`` keeps the given order.
+            await self._s.execute(
+                sa.insert(audit_events), [row_values(e, audit_events) for e in events]
+            )
+
+    async def list_audit(self, interview_id: str) -> list[AuditEvent]:
+        query = (
+            sa.select(audit_events)
+            .where(audit_events.c.interview_id == interview_id)
+            .order_by(audit_events.c.at, audit_events.c.seq)
+        )
+        return [from_row(AuditEvent, row) for row in (await self._s.execute(query)).mappings()]
+
+    # -- turns ------------------------------------------------------------------------------
+
+    async def add_turn(self, turn: Turn) -> bool:
+        # Lock the interview row so concurrent inserts for one interview queue up on
+        # PostgreSQL (SQLite has one writer anyway); then one INSERT ... SELECT with the next
+        # seq, skipped if the platform message is stored already.
+        locked = await self._s.scalar(
+            sa.select(interviews.c.id).where(interviews.c.id == turn.interview_id).with_for_update()
+        )
+        if locked is None:
+            raise NotFound("The interview for this message no longer exists.")
+        values = row_values(turn, turns)
+        del values["seq"]
+        duplicate = sa.exists().where(
+            turns.c.interview_id == turn.interview_id,
+            turns.c.platform_message_id == turn.platform_message_id,
+        )
+        next_seq = (
+            sa.select(sa.func.coalesce(sa.func.max(turns.c.seq), 0) + 1)
+            .where(turns.c.interview_id == turn.interview_id)
+            .scalar_subquery()
+        )
+        source = sa.select(
+            *(sa.literal(value, type_=turns.c[name].type) for name, value in values.items()),
+            next_seq,
+        ).where(~duplicate)
+        result = await self._s.execute(
+            sa.insert(turns).from_select([*values, "seq"], source).returning(turns.c.seq)
+        )
+        seq = result.scalar()
+        if seq is None:
+            return False
+        turn.seq = int(seq)
+        return True
+
+    async def update_turn(self, turn: Turn, *, was: TurnStatus | None = None) -> bool:
+        values = row_values(turn, turns)
+        for fixed in ("id", "interview_id", "platform_message_id", "seq"):
+            del values[fixed]
+        query = sa.update(turns).where(turns.c.id == turn.id).values(values)
+        if was is not None:
+            query = query.where(turns.c.status == was)
+        result = await self._s.execute(query)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def list_turns(self, interview_id: str) -> list[Turn]:
+        query = sa.select(turns).where(turns.c.interview_id == interview_id).order_by(turns.c.seq)
+        return [from_row(Turn, row) for row in (await self._s.execute(query)).mappings()]
+
+    async def next_open_turn(self, interview_id: str) -> Turn | None:
+        query = (
+            sa.select(turns)
+            .where(turns.c.interview_id == interview_id, turns.c.status.in_(_OPEN_TURNS))
+            .order_by(turns.c.seq)
+            .limit(1)
+        )
+        row = (await self._s.execute(query)).mappings().first()
+        return None if row is None else from_row(Turn, row)
+
+    async def with_open_turns(self) -> list[str]:
+        query = (
+            sa.select(turns.c.interview_id)
+            .join(interviews, interviews.c.id == turns.c.interview_id)
+            .where(turns.c.status.in_(_OPEN_TURNS), interviews.c.status.in_(OPEN_STATUSES))
+            .distinct()
+        )
+        return [str(value) for value in (await self._s.scalars(query))]
+
+
+class SqlChallenges:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, workspace_id: str | None, slug: str) -> Challenge | None:
+        query = sa.select(challenges).where(challenges.c.slug == slug, _scope(workspace_id))
+        chosen = _prefer_workspace((await self._s.execute(query)).mappings().all())
+        return _challenge(chosen[0]) if chosen else None
+
+    async def list(self, workspace_id: str | None) -> list[Challenge]:
+        query = sa.select(challenges).where(_scope(workspace_id))
+        rows = (await self._s.execute(query)).mappings().all()
+        return [_challenge(row) for row in _prefer_workspace(rows)]
+
+    async def save(self, workspace_id: str | None, challenge: Challenge) -> None:
+        owner = (
+            challenges.c.workspace_id.is_(None)
+            if workspace_id is None
+            else challenges.c.workspace_id == workspace_id
+        )
+        await self._s.execute(
+            sa.delete(challenges).where(owner, challenges.c.slug == challenge.slug)
+        )
+        values = row_values(challenge, challenges)
+        values["rubric"] = list(challenge.rubric)
+        await self._s.execute(sa.insert(challenges).values(**values, workspace_id=workspace_id))
+
+
+def _scope(workspace_id: str | None) -> sa.ColumnElement[bool]:
+    if workspace_id is None:
+        return challenges.c.workspace_id.is_(None)
+    return sa.or_(challenges.c.workspace_id == workspace_id, challenges.c.workspace_id.is_(None))
+
+
+def _prefer_workspace(rows: Any) -> list[Any]:
+    """One row per slug, a workspace row winning over a global one; sorted by slug."""
+    chosen: dict[str, Any] = {}
+    for row in rows:
+        if row["slug"] not in chosen or chosen[row["slug"]]["workspace_id"] is None:
+            chosen[row["slug"]] = row
+    return [chosen[slug] for slug in sorted(chosen)]
+
+
+def _challenge(row: Any) -> Challenge:
+    challenge = from_row(Challenge, row, builtin=False)
+    return Challenge(**{**challenge.__dict__, "rubric": tuple(row["rubric"] or ())})
