@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.slack.runner import SlackAdapter  # noqa: E402
 from bot.app import BotRuntime, slack_config  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from core.ports import RateLimiter  # noqa: E402
 from core.service import InterviewService  # noqa: E402
 from tests.fakes.slack_server import FakeSlack  # noqa: E402
 from tests.fakes.slack_signing import signed_headers, slash_command_body  # noqa: E402
@@ -44,8 +45,8 @@ async def main(total: int) -> None:
                 http_port=0,
             )
 
-            def factory(service: InterviewService) -> SlackAdapter:
-                return SlackAdapter(slack_config(settings), service, tick_s=3600)
+            def factory(service: InterviewService, limiter: RateLimiter) -> SlackAdapter:
+                return SlackAdapter(slack_config(settings), service, rate_limiter=limiter)
 
             runtime = BotRuntime(settings, {"slack": factory})
             await runtime.start()

@@ -76,6 +76,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         time_limit_s=settings.default_time_limit,
         token_budget=settings.default_token_budget,
         challenge_slug=settings.default_challenge,
+        lease_s=settings.turn_lease_s,
     )
 
 
@@ -263,7 +264,7 @@ class BotRuntime:
 
     async def stop(self) -> None:
         if self.alarm is not None:
-            self.alarm.stop()
+            await self.alarm.stop()
         for adapter in self.adapters:
             try:
                 await adapter.stop()

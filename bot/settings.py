@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     job_sweep_s: float = Field(default=5.0, gt=0, le=300)
+    turn_lease_s: float = Field(default=30.0, ge=1, le=600)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

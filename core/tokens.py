@@ -100,13 +100,6 @@ class TokenCounter:
     def count_text(self, text: str) -> int:
         return len(self.encode(text))
 
-    def truncate(self, text: str, max_tokens: int) -> str:
-        """The longest prefix of ``text`` that is at most ``max_tokens`` tokens."""
-        tokens = self.encode(text)
-        if len(tokens) <= max_tokens:
-            return text
-        return self.encoding.decode(tokens[: max(0, max_tokens)])
-
     def count_messages(self, messages: Iterable[Mapping[str, str]]) -> int:
         """Prompt tokens of a chat request: content plus per-message and reply overhead."""
         total = REPLY_PRIMING

@@ -9,6 +9,7 @@ must not be shared between processes).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -36,6 +37,7 @@ class SchedulerAlarm:
         self._sweep_s = sweep_s
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._next: datetime | None = None
+        self._running: set[asyncio.Task[object]] = set()
 
     def start(self) -> None:
         # misfire_grace_time=None: a wake-up or sweep that comes late (a busy loop, a laptop
@@ -43,7 +45,7 @@ class SchedulerAlarm:
         # late must never mean skipping. coalesce=True: several missed runs are one run,
         # since one run claims everything that is due.
         self._scheduler.add_job(
-            self._sweep,
+            self._run_sweep,
             "interval",
             seconds=self._sweep_s,
             id=SWEEP,
@@ -69,8 +71,29 @@ class SchedulerAlarm:
 
     async def _ring(self) -> None:
         self._next = None
-        await self._wake()
+        await self._tracked(self._wake)
 
-    def stop(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+    async def _run_sweep(self) -> None:
+        await self._tracked(self._sweep)
+
+    async def _tracked(self, work: Callable[[], Awaitable[object]]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            await work()
+        finally:
+            self._running.discard(task)
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """No new wake-ups; let the ones under way finish (a cancelled database call could
+        leave its connection half-closed), then shut the scheduler down."""
+        if not self._scheduler.running:
+            return
+        self._scheduler.pause()
+        if self._running:
+            _, late = await asyncio.wait(set(self._running), timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._scheduler.shutdown(wait=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -24,9 +24,15 @@ Clock = Callable[[], float]
 class SqlRateLimiter:
     """:class:`core.ports.RateLimiter` over the ``rate_limits`` table."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._sleep = sleep
 
     async def _take_slot(self, key: str, interval: float) -> float:
         """The next slot's TAT (the slot itself is ``tat - interval``)."""
@@ -48,4 +54,4 @@ class SqlRateLimiter:
         tat = await self._take_slot(key, interval)
         wait = tat - self._clock() - burst * interval
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._sleep(wait)

@@ -1,4 +1,5 @@
-"""Dependencies point inward: core imports no platform, storage or scheduler code."""
+"""Dependencies point inward: core imports no platform, storage, scheduler, LLM or metrics
+code; the outer layers don't import each other; only the composition root (bot/) sees all."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("core", "adapters", "storage", "scheduler", "bot")
 FORBIDDEN_IN_CORE = {
     "adapters",
     "bot",
     "storage",
     "scheduler",
+    "tests",
     "slack_bolt",
     "slack_sdk",
     "discord",
@@ -22,6 +25,18 @@ FORBIDDEN_IN_CORE = {
     "asyncpg",
     "apscheduler",
     "aiohttp",
+    "openai",
+    "httpx",
+    "httpx2",
+    "prometheus_client",
+    "prompt_toolkit",
+}
+# What each outer layer must not import (it reaches the others only through core's ports).
+FORBIDDEN_OUTSIDE = {
+    "adapters": {"storage", "scheduler", "bot", "tests", "sqlalchemy", "apscheduler"},
+    "storage": {"adapters", "scheduler", "bot", "tests"},
+    "scheduler": {"adapters", "storage", "bot", "tests", "sqlalchemy"},
+    "bot": {"tests"},
 }
 
 
@@ -35,13 +50,29 @@ def imported_roots(path: Path) -> set[str]:
     return roots
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "core").rglob("*.py")), ids=lambda p: p.name)
+def sources(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", sources("core"), ids=lambda p: p.name)
 def test_core_imports_nothing_outward(path: Path) -> None:
     assert imported_roots(path) & FORBIDDEN_IN_CORE == set()
 
 
-@pytest.mark.parametrize("package", ["storage", "adapters"])
+@pytest.mark.parametrize("package", sorted(FORBIDDEN_OUTSIDE))
 def test_outer_layers_do_not_import_each_other(package: str) -> None:
-    other = {"storage": {"adapters", "bot"}, "adapters": {"storage"}}[package]
-    for path in (ROOT / package).rglob("*.py"):
-        assert imported_roots(path) & other == set(), path
+    for path in sources(package):
+        assert imported_roots(path) & FORBIDDEN_OUTSIDE[package] == set(), path
+
+
+def test_apscheduler_lives_in_scheduler_only() -> None:
+    for package in LAYERS:
+        if package == "scheduler":
+            continue
+        for path in sources(package):
+            assert "apscheduler" not in imported_roots(path), path
+
+
+def test_every_layer_is_checked() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert packages - {"tests", "bench"} == set(LAYERS)

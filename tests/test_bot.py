@@ -105,7 +105,7 @@ async def test_health_waits_for_database_and_adapters_then_serves_metrics(clean_
     adapter = FakeAdapter()
     built: list[InterviewService] = []
 
-    def factory(service: InterviewService) -> FakeAdapter:
+    def factory(service: InterviewService, limiter: object) -> FakeAdapter:
         built.append(service)
         return adapter
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from bot.app import open_store
+from bot.app import open_database
 from bot.cli import main
 from bot.settings import load_settings
 from core.challenge_file import (
@@ -96,11 +96,12 @@ def listing() -> list[str]:
 
 def custom_challenges() -> list[Challenge]:
     async def go() -> list[Challenge]:
-        store = await open_store(load_settings())
+        database = await open_database(load_settings())
         try:
-            return await store.list_custom_challenges(None)
+            async with database() as uow:
+                return await uow.challenges.list(None)
         finally:
-            await store.close()
+            await database.close()
 
     return asyncio.run(go())
 

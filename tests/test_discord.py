@@ -4,15 +4,18 @@ gateway) and a fake OpenAI server, through the bot's real runtime."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import discord
 import pytest_asyncio
+import yarl
 
 from adapters.discord import views
 from adapters.discord.platform import COUNTER_MAX_AGE_S
@@ -20,7 +23,8 @@ from adapters.discord.runner import DiscordAdapter
 from bot.app import BotRuntime, discord_config
 from bot.settings import Settings, load_settings
 from core.clock import ManualClock
-from core.models import EndReason, Interview, Status
+from core.models import EndReason, Interview, Status, Turn, Workspace
+from core.ports import RateLimiter
 from core.service import InterviewService
 from tests.fakes.discord_server import FakeDiscord, SeedIds
 from tests.fakes.openai_server import FakeOpenAI
@@ -89,11 +93,36 @@ class DiscordWorld:
             await asyncio.sleep(0.1)
             await self.service.settle()
 
+    async def run_due(self) -> None:
+        """Run the engine's due jobs now (the clock is manual: the scheduler's wake-ups run
+        on real time), then settle."""
+        await self.service.jobs.run_due()
+        await self.settle()
+
+    async def refresh(self, interview: Interview) -> None:
+        """What the engine does on a tick or any change: warnings, counter, next tick."""
+        await self.service.upkeep.refresh(await self.stored(interview))
+
+    async def stored(self, interview: Interview) -> Interview:
+        found = await self.service.queries.interview(interview.id)
+        assert found is not None
+        return found
+
+    async def open_interviews(self) -> list[Interview]:
+        return await self.service.queries.open_interviews()
+
+    async def workspace(self) -> Workspace:
+        return await self.service.queries.workspace("discord", str(self.ids.guild_id))
+
+    async def turns(self, interview: Interview) -> list[Turn]:
+        async with self.service.ctx.uow() as uow:
+            return await uow.interviews.list_turns(interview.id)
+
     async def turns_settled(self, interview: Interview, count: int) -> None:
         """Wait until ``count`` turns are stored and none is still being answered."""
         deadline = time.monotonic() + 10
         while True:
-            turns = await self.service.store.list_turns(interview.id)
+            turns = await self.turns(interview)
             if len(turns) >= count and all(
                 t.status.value not in ("pending", "streaming") for t in turns
             ):
@@ -111,12 +140,44 @@ class DiscordWorld:
         return self.discord.channel_messages(int(interview.platform_data["thread"]))
 
 
+# The scheduler of the real runtime wakes the engine on real time. A manual clock that starts
+# now keeps its wake-ups in the future (tests run due jobs themselves: DiscordWorld.run_due),
+# and a long sweep interval keeps the periodic sweep out of the tests: a wake-up in flight
+# when the runtime stops is cancelled mid-query (see the report on BotRuntime.stop).
+QUIET_SCHEDULER = {"job_sweep_s": 300}
+
+
+def manual_clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC))
+
+
+@contextmanager
+def discord_py_isolated() -> Iterator[None]:
+    """The adapter points discord.py's class-level REST base and gateway URL at
+    DISCORD_API_BASE's Discord: put them back afterwards. Meanwhile the fallback gateway is a
+    closed local port, so nothing reaches the fake (or Discord) but through the adapter."""
+    socket_cls = discord.gateway.DiscordWebSocket
+    saved = discord.http.Route.BASE, socket_cls.DEFAULT_GATEWAY
+    socket_cls.DEFAULT_GATEWAY = yarl.URL(f"ws://127.0.0.1:{closed_port()}/")
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE, socket_cls.DEFAULT_GATEWAY = saved
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 async def start_runtime(
     settings: Settings, clock: ManualClock, wall: Callable[[], float] = time.time
 ) -> tuple[BotRuntime, DiscordAdapter]:
     adapters: list[DiscordAdapter] = []
 
-    def factory(service: InterviewService) -> DiscordAdapter:
+    def factory(service: InterviewService, limiter: RateLimiter) -> DiscordAdapter:
         adapter = DiscordAdapter(
             discord_config(settings),
             service,
@@ -136,7 +197,6 @@ async def start_runtime(
 @asynccontextmanager
 async def discord_world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
     """A fake Discord and a fake OpenAI, and the bot's runtime connected to them."""
-    original_base = discord.http.Route.BASE
     async with FakeDiscord() as fake, FakeOpenAI(tokens_per_chunk=3) as openai:
         ids = fake.seed()
         stranger = fake.add_member(ids.guild_id, username="sam")
@@ -150,15 +210,16 @@ async def discord_world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
             llm_max_retries=0,
             http_host="127.0.0.1",
             http_port=0,
+            **QUIET_SCHEDULER,
         )
-        clock = ManualClock()
-        runtime, adapter = await start_runtime(settings, clock)
-        world = DiscordWorld(fake, openai, ids, stranger, settings, clock, runtime, adapter)
-        try:
-            yield world
-        finally:
-            await world.runtime.stop()  # the current one: a test may have restarted it
-            discord.http.Route.BASE = original_base
+        clock = manual_clock()
+        with discord_py_isolated():
+            runtime, adapter = await start_runtime(settings, clock)
+            world = DiscordWorld(fake, openai, ids, stranger, settings, clock, runtime, adapter)
+            try:
+                yield world
+            finally:
+                await world.runtime.stop()  # the current one: a test may have restarted it
 
 
 @pytest_asyncio.fixture
@@ -172,7 +233,8 @@ async def open_interview(world: DiscordWorld, **options: Any) -> Interview:
         "start", world.interviewer, candidate=world.candidate, challenge="two-sum", **options
     )
     assert reply["data"]["content"].startswith("Started `two-sum`"), reply
-    (interview,) = await world.service.store.list_open()
+    workspace = await world.workspace()
+    (interview,) = await world.service.queries.open_interviews(workspace.id)
     return interview
 
 
@@ -207,8 +269,8 @@ async def test_whole_flow_start_chat_extend_exhaust_lock(world: DiscordWorld) ->
     reply = next(m for m in world.thread_messages(interview) if "Then one pass." in m["content"])
     assert reply["edit_count"] >= 1  # it filled in by edits
     assert "tokens this turn" in reply["content"]
-    stored = await world.service.store.get_interview(interview.id)
-    assert stored is not None and stored.tokens_used > 0
+    stored = await world.stored(interview)
+    assert stored.tokens_used > 0
     await world.eventually(
         lambda: (
             f"{stored.tokens_used:,} / 4,000" in str(world.thread_messages(interview)[1]["embeds"])
@@ -216,16 +278,16 @@ async def test_whole_flow_start_chat_extend_exhaust_lock(world: DiscordWorld) ->
     )
 
     assert await world.click(views.EXTEND_TIME, interview, world.interviewer) == []
-    stored = await world.service.store.get_interview(interview.id)
-    assert stored is not None and stored.extra_time_s == 600
+    stored = await world.stored(interview)
+    assert stored.extra_time_s == 600
 
     world.openai.chunk_delay = 0.0
     for i in range(25):
         await world.discord.send_message(thread_id, world.candidate, f"Tell me more, part {i}")
         await world.turns_settled(interview, i + 2)
         await world.settle()
-        stored = await world.service.store.get_interview(interview.id)
-        assert stored is not None and stored.tokens_used <= 4000
+        stored = await world.stored(interview)
+        assert stored.tokens_used <= 4000
         if stored.status is Status.ENDED:
             break
     assert stored.end_reason is EndReason.TOKENS_EXHAUSTED
@@ -248,7 +310,7 @@ async def test_replayed_message_is_answered_once(world: DiscordWorld) -> None:
         lambda: any("-# " in m["content"] for m in world.thread_messages(interview))
     )
     await world.settle()
-    turns = await world.service.store.list_turns(interview.id)
+    turns = await world.turns(interview)
     assert len(turns) == 1 and len(world.openai.requests) == 1
     assert sum("-# " in m["content"] for m in world.thread_messages(interview)) == 1
 
@@ -265,7 +327,7 @@ async def test_errors_and_refusals_are_ephemeral_and_change_nothing(world: Disco
     assert "too small" in tiny["data"]["content"]
     nothing = await world.slash("extend", world.interviewer, candidate=world.candidate)
     assert "has no active interview" in nothing["data"]["content"]
-    assert await world.service.store.list_open() == []
+    assert await world.open_interviews() == []
     assert world.discord.threads == {}
 
     interview = await open_interview(world)
@@ -277,9 +339,9 @@ async def test_errors_and_refusals_are_ephemeral_and_change_nothing(world: Disco
     for button in (views.EXTEND_TIME, views.EXTEND_TOKENS, views.PAUSE, views.END):
         (refusal,) = await world.click(button, interview, world.candidate)
         assert refusal["data"]["content"].startswith("❌") and refusal["data"]["flags"] & 64
-    stored = await world.service.store.get_interview(interview.id)
-    assert stored is not None and stored.status is Status.ACTIVE and stored.extra_time_s == 0
-    assert len(await world.service.store.list_open()) == 1
+    stored = await world.stored(interview)
+    assert stored.status is Status.ACTIVE and stored.extra_time_s == 0
+    assert len(await world.open_interviews()) == 1
 
 
 async def test_commands_pause_resume_status_config(world: DiscordWorld) -> None:
@@ -304,9 +366,7 @@ async def test_commands_pause_resume_status_config(world: DiscordWorld) -> None:
     assert "Interview threads will open under" in channel["data"]["content"]
     tz = await world.slash("config timezone", world.interviewer, timezone="Europe/Berlin")
     assert "Europe/Berlin" in tz["data"]["content"]
-    workspace = await world.service.store.get_or_create_workspace(
-        "discord", str(world.ids.guild_id)
-    )
+    workspace = await world.workspace()
     assert workspace.settings["timezone"] == "Europe/Berlin"
     listed = await world.slash("challenges", world.stranger)
     assert "`two-sum`" in listed["data"]["content"]
@@ -319,8 +379,8 @@ async def test_buttons_keep_working_after_a_restart(world: DiscordWorld) -> None
     await world.runtime.stop()
     world.runtime, world.adapter = await start_runtime(world.settings, world.clock)
     assert await world.click(views.PAUSE, interview, world.interviewer) == []
-    stored = await world.service.store.get_interview(interview.id)
-    assert stored is not None and stored.status is Status.PAUSED
+    stored = await world.stored(interview)
+    assert stored.status is Status.PAUSED
 
 
 async def test_counter_keeps_working_through_a_three_hour_session(world: DiscordWorld) -> None:
@@ -336,11 +396,10 @@ async def test_counter_keeps_working_through_a_three_hour_session(world: Discord
         offset[0] += COUNTER_MAX_AGE_S + 60
         world.discord.advance_clock(COUNTER_MAX_AGE_S + 60)
         world.clock.advance(COUNTER_MAX_AGE_S + 60)
-        await world.service.settle()
+        await world.run_due()  # nothing is due: no tick redraws a Discord counter on a timer
         await world.slash("extend", world.interviewer, candidate=world.candidate, minutes=1)
         await world.settle()
-        stored = await world.service.store.get_interview(interview.id)
-        assert stored is not None
+        stored = await world.stored(interview)
         counters_seen.add(stored.platform_data["counter_message"])
         live = [
             m
@@ -353,9 +412,9 @@ async def test_counter_keeps_working_through_a_three_hour_session(world: Discord
     offset[0] += COUNTER_MAX_AGE_S + 60
     world.discord.advance_clock(COUNTER_MAX_AGE_S + 60)
     world.clock.advance(COUNTER_MAX_AGE_S + 60)
-    await world.settle()
-    stored = await world.service.store.get_interview(interview.id)
-    assert stored is not None and stored.end_reason is EndReason.TIME_UP
+    await world.run_due()  # the deadline's tick
+    stored = await world.stored(interview)
+    assert stored.end_reason is EndReason.TIME_UP
     final = [m for m in world.discord.channel_messages(thread_id) if "Tokens" in str(m["embeds"])]
     assert (
         len(final) == 1 and "finished" in str(final[0]["embeds"]) and final[0]["components"] == []
@@ -381,7 +440,6 @@ async def test_challenge_option_autocompletes(world: DiscordWorld) -> None:
 
 
 async def test_interviewer_role_from_the_environment_by_name(tmp_path: Path) -> None:
-    original_base = discord.http.Route.BASE
     async with FakeDiscord() as fake, FakeOpenAI() as openai:
         ids = fake.seed()
         role = fake.add_role(ids.guild_id, "Hiring Team")
@@ -395,18 +453,20 @@ async def test_interviewer_role_from_the_environment_by_name(tmp_path: Path) -> 
             discord_interview_channel="interviews",
             openai_base_url=openai.base_url,
             openai_api_key="sk-test",
+            **QUIET_SCHEDULER,
         )
-        runtime, adapter = await start_runtime(settings, ManualClock())
-        world = DiscordWorld(fake, openai, ids, 0, settings, ManualClock(), runtime, adapter)
-        try:
-            reply = await world.slash("start", recruiter, candidate=ids.member_id)
-            assert reply["data"]["content"].startswith("Started"), reply
-            (interview,) = await world.service.store.list_open()
-            assert interview.interviewer_id == str(recruiter)
-            assert interview.platform_data["parent_channel"] == str(ids.channel_id)
-        finally:
-            await runtime.stop()
-            discord.http.Route.BASE = original_base
+        clock = manual_clock()
+        with discord_py_isolated():
+            runtime, adapter = await start_runtime(settings, clock)
+            world = DiscordWorld(fake, openai, ids, 0, settings, clock, runtime, adapter)
+            try:
+                reply = await world.slash("start", recruiter, candidate=ids.member_id)
+                assert reply["data"]["content"].startswith("Started"), reply
+                (interview,) = await world.open_interviews()
+                assert interview.interviewer_id == str(recruiter)
+                assert interview.platform_data["parent_channel"] == str(ids.channel_id)
+            finally:
+                await runtime.stop()
 
 
 async def test_long_replies_continue_in_further_messages_with_code_intact(

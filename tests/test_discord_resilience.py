@@ -23,13 +23,22 @@ from adapters.discord import views
 from adapters.discord.runner import DiscordAdapter, DiscordConfig
 from bot.app import BotRuntime, discord_config
 from bot.settings import load_settings
-from core.clock import ManualClock
+from core import texts
 from core.errors import StartupError
-from core.models import Interview
+from core.models import Interview, TurnStatus
+from core.ports import RateLimiter
 from core.service import InterviewService
+from storage import create_uow_factory
 from tests.conftest import Engine
 from tests.fakes.discord_server import FakeDiscord, Perm
-from tests.test_discord import DiscordWorld, discord_world, open_interview, start_runtime
+from tests.test_discord import (
+    QUIET_SCHEDULER,
+    DiscordWorld,
+    discord_world,
+    manual_clock,
+    open_interview,
+    start_runtime,
+)
 
 BUTTONS = {views.EXTEND_TIME, views.EXTEND_TOKENS, views.PAUSE, views.END}
 
@@ -42,10 +51,12 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
 
 @pytest.fixture(autouse=True)
 def restore_route_base() -> Iterator[None]:
-    """The adapter points discord.py's class-level REST base at the fake; put it back."""
-    original = discord.http.Route.BASE
+    """The adapter points discord.py's class-level REST base and gateway at the fake; put
+    them back."""
+    socket_cls = discord.gateway.DiscordWebSocket
+    original = discord.http.Route.BASE, socket_cls.DEFAULT_GATEWAY
     yield
-    discord.http.Route.BASE = original
+    discord.http.Route.BASE, socket_cls.DEFAULT_GATEWAY = original
 
 
 # ---------------------------------------------------------------------- helpers
@@ -81,9 +92,7 @@ def buttons(message: dict[str, Any]) -> set[str]:
 
 
 async def stored(world: DiscordWorld, interview: Interview) -> Interview:
-    found = await world.service.store.get_interview(interview.id)
-    assert found is not None
-    return found
+    return await world.stored(interview)
 
 
 async def open_and_settle(world: DiscordWorld) -> tuple[Interview, int, int]:
@@ -101,10 +110,12 @@ async def open_and_settle(world: DiscordWorld) -> tuple[Interview, int, int]:
     return interview, thread_id, first
 
 
-async def refresh_and_wait_for_edit(world: DiscordWorld, thread_id: int, message_id: int) -> None:
+async def refresh_and_wait_for_edit(
+    world: DiscordWorld, interview: Interview, thread_id: int, message_id: int
+) -> None:
     """One engine refresh (a tick), then wait until Discord answered its edit of the counter."""
     before = len(edits_of(world, thread_id, message_id))
-    await world.service.tick()
+    await world.refresh(interview)
     await world.discord.wait_for(lambda: len(edits_of(world, thread_id, message_id)) > before)
 
 
@@ -116,7 +127,7 @@ async def test_counter_refused_with_30046_early_is_reposted_once(world: DiscordW
     # Discord refuses long before our 50 minutes (its clock runs ahead, or its limit changed).
     world.discord.refuse_edits(thread_id, first)
 
-    await world.service.tick()
+    await world.refresh(interview)
     await world.discord.wait_for(lambda: deletes_of(world, thread_id, first) == [204])
     assert edits_of(world, thread_id, first) == [200, 400]
     assert counter_posts(world, thread_id) == [200, 200]  # open_room's, then one re-post
@@ -127,10 +138,10 @@ async def test_counter_refused_with_30046_early_is_reposted_once(world: DiscordW
     assert (await stored(world, interview)).platform_data["counter_message"] == str(first)
 
     # ...the next refresh edits the new counter and the engine persists its id.
-    await refresh_and_wait_for_edit(world, thread_id, fresh)
+    await refresh_and_wait_for_edit(world, interview, thread_id, fresh)
     after = await stored(world, interview)
     assert after.platform_data["counter_message"] == str(fresh)
-    await refresh_and_wait_for_edit(world, thread_id, fresh)
+    await refresh_and_wait_for_edit(world, interview, thread_id, fresh)
     assert edits_of(world, thread_id, fresh) == [200, 200]
 
     assert await world.click(views.EXTEND_TIME, after, world.interviewer) == []
@@ -145,7 +156,7 @@ async def test_deleted_counter_is_reposted_once_not_in_a_loop(world: DiscordWorl
     interview, thread_id, first = await open_and_settle(world)
     await world.discord.delete_message(thread_id, first)  # e.g. a moderator
 
-    await world.service.tick()
+    await world.refresh(interview)
     await asyncio.wait_for(world.adapter.platform.idle(), 5)
     assert deletes_of(world, thread_id, first) == [404]  # already gone: ignored
     assert edits_of(world, thread_id, first) == [200, 404]  # 10008 Unknown Message
@@ -153,7 +164,7 @@ async def test_deleted_counter_is_reposted_once_not_in_a_loop(world: DiscordWorl
     fresh = int(counter["id"])
     assert buttons(counter) == BUTTONS
     for _ in range(3):
-        await refresh_and_wait_for_edit(world, thread_id, fresh)
+        await refresh_and_wait_for_edit(world, interview, thread_id, fresh)
     assert edits_of(world, thread_id, fresh) == [200, 200, 200]
     assert edits_of(world, thread_id, first) == [200, 404]
     assert counter_posts(world, thread_id) == [200, 200]
@@ -171,7 +182,7 @@ async def test_failed_repost_gives_up_until_the_next_refresh(world: DiscordWorld
     )
 
     for _ in range(2):
-        await world.service.tick()
+        await world.refresh(interview)
         # The editor gives up (its task ends) instead of retrying in a loop.
         await asyncio.wait_for(world.adapter.platform.idle(), 5)
     assert edits_of(world, thread_id, first) == [200, 404, 404]  # one edit per refresh...
@@ -181,18 +192,18 @@ async def test_failed_repost_gives_up_until_the_next_refresh(world: DiscordWorld
     world.discord.set_permission_overwrite(
         world.ids.channel_id, world.discord.bot_user_id, member=True
     )
-    await world.service.tick()
+    await world.refresh(interview)
     await world.discord.wait_for(lambda: len(live_counters(world, thread_id)) == 1)
     assert counter_posts(world, thread_id) == [200, 403, 403, 200]
     fresh = int(live_counters(world, thread_id)[0]["id"])
-    await refresh_and_wait_for_edit(world, thread_id, fresh)
+    await refresh_and_wait_for_edit(world, interview, thread_id, fresh)
     assert (await stored(world, interview)).platform_data["counter_message"] == str(fresh)
 
 
 async def test_after_a_restart_a_stale_counter_id_reposts_once(world: DiscordWorld) -> None:
     interview, thread_id, first = await open_and_settle(world)
     world.discord.refuse_edits(thread_id, first)
-    await world.service.tick()
+    await world.refresh(interview)
     await world.discord.wait_for(lambda: deletes_of(world, thread_id, first) == [204])
     (reposted,) = live_counters(world, thread_id)
     # The new id lives only in memory until the next refresh; the bot restarts before that.
@@ -201,7 +212,7 @@ async def test_after_a_restart_a_stale_counter_id_reposts_once(world: DiscordWor
     world.runtime, world.adapter = await start_runtime(world.settings, world.clock)
     posted = len(counter_posts(world, thread_id))
 
-    await world.service.tick()
+    await world.refresh(interview)
     await world.discord.wait_for(lambda: len(edits_of(world, thread_id, first)) == 3)
     assert edits_of(world, thread_id, first) == [200, 400, 404]  # the stored id: gone
     await world.discord.wait_for(lambda: len(counter_posts(world, thread_id)) == posted + 1)
@@ -209,7 +220,7 @@ async def test_after_a_restart_a_stale_counter_id_reposts_once(world: DiscordWor
     # buttons work like any counter's.
     (fresh,) = [int(m["id"]) for m in live_counters(world, thread_id) if m["id"] != reposted["id"]]
     for _ in range(3):
-        await refresh_and_wait_for_edit(world, thread_id, fresh)
+        await refresh_and_wait_for_edit(world, interview, thread_id, fresh)
     assert edits_of(world, thread_id, fresh) == [200, 200, 200]
     assert len(counter_posts(world, thread_id)) == posted + 1  # exactly one re-post
     after = await stored(world, interview)
@@ -299,14 +310,15 @@ async def test_gateway_refused_at_start_up_is_not_ready_and_stop_ends_it(tmp_pat
             discord_api_base=fake.api_base,
             http_host="127.0.0.1",
             http_port=0,
+            **QUIET_SCHEDULER,
         )
         adapters: list[DiscordAdapter] = []
 
-        def factory(service: InterviewService) -> DiscordAdapter:
+        def factory(service: InterviewService, limiter: RateLimiter) -> DiscordAdapter:
             adapters.append(DiscordAdapter(discord_config(settings), service))
             return adapters[0]
 
-        runtime = BotRuntime(settings, {"discord": factory}, clock=ManualClock())
+        runtime = BotRuntime(settings, {"discord": factory}, clock=manual_clock())
         await runtime.start()  # REST log-in works; the gateway connects in the background
         try:
             await fake.wait_for(lambda: fake.refused_gateway_connections >= 1)
@@ -431,3 +443,35 @@ async def test_voice_warnings_are_silenced_and_other_warnings_are_not(
         ("discord.client", "Attempting a reconnect in 1.50s"),
         ("discord.gateway", "Unknown OP code 42."),
     ]
+
+
+# ---------------------------------------------------------------------- 5. shutdown
+
+
+async def test_a_reply_streaming_when_the_bot_stops_is_recorded_as_interrupted(
+    world: DiscordWorld,
+) -> None:
+    """discord.py never waits for its event tasks: the adapter ends the candidate's turn while
+    the engine and the database are still open, so the turn records what it cost."""
+    interview = await open_interview(world)
+    thread_id = int(interview.platform_data["thread"])
+    world.openai.chunk_delay = 0.05
+    world.openai.replies.append(" ".join(f"word{i}" for i in range(400)))
+    await world.discord.send_message(thread_id, world.candidate, "Explain everything.")
+    await world.eventually(
+        lambda: any("word3" in m["content"] for m in world.thread_messages(interview))
+    )
+    await world.runtime.stop()
+
+    database = create_uow_factory(world.settings.database_url)
+    try:
+        async with database() as uow:
+            (turn,) = await uow.interviews.list_turns(interview.id)
+            after = await uow.interviews.get(interview.id)
+    finally:
+        await database.close()
+    assert turn.status is TurnStatus.FAILED and turn.error == texts.INTERRUPTED
+    assert "word3" in turn.reply and "word399" not in turn.reply
+    assert turn.charged_tokens > turn.prompt_tokens  # the prompt and what arrived
+    assert after is not None and after.tokens_used == turn.charged_tokens
+    assert after.tokens_reserved == 0

@@ -320,6 +320,33 @@ async def test_opt_in_rate_limit_retry_handler(fake: FakeSlack) -> None:
     assert len(fake.rate_limited) == 1
 
 
+async def test_server_errors_answer_with_their_http_status(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    dm = (await client.conversations_open(users="U1"))["channel"]["id"]
+    fake.fail_next("chat.postMessage", "internal_error", status=503)
+    err = await api_error(client.chat_postMessage(channel=dm, text="lost"))
+    assert (err.response.status_code, err.response["error"]) == (503, "internal_error")
+    assert fake.channel_messages(dm) == []  # a faulted call changes nothing
+    await client.chat_postMessage(channel=dm, text="kept")
+    assert [m.text for m in fake.channel_messages(dm)] == ["kept"]
+
+
+async def test_held_calls_wait_until_released(fake: FakeSlack, client: AsyncWebClient) -> None:
+    dm = (await client.conversations_open(users="U1"))["channel"]["id"]
+    fake.hold("chat.postMessage")
+    call = asyncio.create_task(client.chat_postMessage(channel=dm, text="late"))
+    deadline = time.monotonic() + 30  # a guard against hanging only
+    while not fake.calls_to("chat.postMessage"):  # until the request has reached the fake
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert not call.done() and fake.channel_messages(dm) == []
+    await client.auth_test()  # other methods are answered meanwhile
+    fake.release("chat.postMessage")
+    assert (await call)["ok"]
+    assert [m.text for m in fake.channel_messages(dm)] == ["late"]
+
+
 async def test_response_url(fake: FakeSlack) -> None:
     url = fake.new_response_url()
     resp = await AsyncWebhookClient(url).send(text="Starting…", response_type="ephemeral")

@@ -127,7 +127,11 @@ async def test_max_completion_tokens_truncates_token_exactly(
     full = default_reply(MESSAGES[-1]["content"])
     assert result.error is None
     assert result.finish_reason == "length"
-    assert result.text == counter.truncate(full, 17) == "".join(on_delta.deltas)
+    assert (
+        result.text
+        == counter.encoding.decode(counter.encode(full)[:17])
+        == "".join(on_delta.deltas)
+    )
     assert result.usage is not None
     assert result.usage.completion_tokens == 17 == counter.count_text(result.text)
 
@@ -404,7 +408,9 @@ async def test_fake_non_streaming(fake: FakeOpenAI) -> None:
 
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage is not None and completion.usage.completion_tokens == 5
-    assert completion.choices[0].message.content == TokenCounter(MODEL).truncate(REPLY, 5)
+    assert completion.choices[0].message.content == TokenCounter(MODEL).encoding.decode(
+        TokenCounter(MODEL).encode(REPLY)[:5]
+    )
 
 
 # -- local servers without a key ------------------------------------------------------------
@@ -437,9 +443,9 @@ async def test_a_base_url_without_any_key_sends_a_placeholder_and_says_so_once(
 def test_without_a_base_url_or_key_the_offline_model_is_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from adapters.llm.offline import OfflineChatModel
     from bot.app import build_model
     from bot.settings import load_settings
-    from adapters.llm.offline import OfflineChatModel
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

@@ -115,7 +115,9 @@ async def test_redelivered_message_is_answered_once(engine: Engine) -> None:
 async def test_only_the_candidates_messages_go_to_the_model(engine: Engine) -> None:
     interview = await start(engine)
     assert interview.room_key is not None
-    await engine.service.turns.handle_message("test", interview.room_key, INTERVIEWER.user_id, "x", "hi")
+    await engine.service.turns.handle_message(
+        "test", interview.room_key, INTERVIEWER.user_id, "x", "hi"
+    )
     await engine.service.turns.handle_message("test", "other-room", CANDIDATE, "y", "hi")
     assert engine.platform.replies == []
 
@@ -531,7 +533,9 @@ async def test_repeated_extensions_cannot_pass_24_hours_in_total(
     errors = []
     for step in steps:
         try:
-            await engine.service.lifecycle.extend(INTERVIEWER, interview.id, seconds=parse_duration(step))
+            await engine.service.lifecycle.extend(
+                INTERVIEWER, interview.id, seconds=parse_duration(step)
+            )
         except InvalidInput as exc:
             errors.append(str(exc))
     assert errors and message in errors[0]

@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack.runner import SlackAdapter, SlackConfig
 from bot.app import BotRuntime, slack_config
 from core.errors import StartupError
+from core.ports import RateLimiter
 from core.service import InterviewService
 from tests.conftest import Engine
 from tests.fakes.openai_server import FakeOpenAI
@@ -114,9 +115,11 @@ async def slack_bot(
         settings = settings.model_copy(update=update)
         adapters: list[SlackAdapter] = []
 
-        def factory(service: InterviewService) -> SlackAdapter:
-            options = {"flush_interval_s": 0.05, "tick_s": 3600, **adapter_options}
-            adapters.append(SlackAdapter(slack_config(settings), service, **options))
+        def factory(service: InterviewService, limiter: RateLimiter) -> SlackAdapter:
+            options = {"flush_interval_s": 0.05, **adapter_options}
+            adapters.append(
+                SlackAdapter(slack_config(settings), service, rate_limiter=limiter, **options)
+            )
             return adapters[-1]
 
         runtime = BotRuntime(settings, {"slack": factory})
@@ -164,7 +167,7 @@ def closed_port() -> int:
 async def nothing_started(bot: Bot, response_id: str) -> None:
     await bot.settle()
     assert bot.slack.calls_to("conversations.open") == []
-    assert await bot.service.store.list_open() == []
+    assert await bot.service.queries.open_interviews() == []
     assert bot.slack.responses[response_id] == []
 
 
@@ -192,7 +195,7 @@ async def test_socket_mode_refuses_slack_requests_over_http(
         ack = await bot.slack.socket_send("slash_commands", dict(parse_qsl(body)))
         assert ack["envelope_id"]
         await bot.settle()
-        (interview,) = await bot.service.store.list_open()
+        (interview,) = await bot.service.queries.open_interviews()
         assert interview.candidate_id == CANDIDATE
         assert bot.slack.responses[response_id][0]["text"].startswith("Started")
 
@@ -209,7 +212,7 @@ async def test_http_mode_verifies_every_request(tmp_path: Path) -> None:
         status, _ = await bot.post(body, signed_headers(SECRET, body))
         assert status == 200
         await bot.settle()
-        (interview,) = await bot.service.store.list_open()
+        (interview,) = await bot.service.queries.open_interviews()
         assert interview.candidate_id == CANDIDATE
         assert len(bot.slack.calls_to("conversations.open")) == 1
         assert bot.slack.responses[response_id][0]["text"].startswith("Started")
@@ -347,7 +350,7 @@ async def test_healthz_follows_the_socket_through_a_drop_and_a_reconnect(
         ack = await slack.socket_send("slash_commands", dict(parse_qsl(body)))
         assert ack["envelope_id"]
         await bot.settle()
-        (interview,) = await bot.service.store.list_open()
+        (interview,) = await bot.service.queries.open_interviews()
         assert interview.candidate_id == CANDIDATE
         assert slack.responses[response_id][0]["text"].startswith("Started")
 

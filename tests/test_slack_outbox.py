@@ -1,18 +1,28 @@
-"""The Slack outbox against the fake Web API: coalescing, pacing, 429 handling."""
+"""The Slack outbox against the fake Web API: coalescing, pacing, budgets shared by
+processes, and slack_sdk's own retries of 429s and server errors."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
 import pytest_asyncio
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.outbox import SlackOutbox, SlidingWindow
-from tests.fakes.slack_server import FakeSlack
+from adapters.slack.limiter import MemoryRateLimiter
+from adapters.slack.outbox import DEFAULT_LIMITS, TIER_3, Limit, SlackOutbox
+from core.ports import RateLimiter
+from storage import SqlRateLimiter, UnitOfWorkFactory, make_engine
+from tests.conftest import Backend
+from tests.fakes.slack_server import Call, FakeSlack
+
+TEAM = "T0001"  # the fake's workspace
 
 
 @pytest_asyncio.fixture
@@ -21,13 +31,77 @@ async def slack() -> AsyncIterator[FakeSlack]:
         yield fake
 
 
+def client_of(slack: FakeSlack) -> AsyncWebClient:
+    return AsyncWebClient(token="xoxb-test", base_url=slack.api_url)
+
+
 async def posted(outbox: SlackOutbox, channel: str) -> str:
     return str((await outbox.post(channel=channel, text="v0"))["ts"])
 
 
+async def group_dm(outbox: SlackOutbox) -> str:
+    return str((await outbox.call("conversations.open", users="U1,U2"))["channel"]["id"])
+
+
+def most_in_a_window(calls: Sequence[Call], window_s: float) -> int:
+    """The most calls the fake admitted in any window of ``window_s`` (its own clock)."""
+    stamps = sorted(call.at for call in calls)
+    most, first = 0, 0
+    for last, stamp in enumerate(stamps):
+        while stamp - stamps[first] >= window_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+# ---------------------------------------------------------------- budgets
+
+
+def test_budgets_are_keyed_by_workspace_method_and_channel() -> None:
+    outbox = SlackOutbox(AsyncWebClient(token="xoxb-test"), team_id=TEAM, window_s=2.0)
+    assert outbox.budget("chat.update") == (f"slack:{TEAM}:chat.update", 45 / 2.0, 3)
+    assert outbox.budget("chat.appendStream") == (f"slack:{TEAM}:chat.appendStream", 45.0, 5)
+    assert outbox.budget("chat.postMessage", "G1") == (f"slack:{TEAM}:chat.postMessage:G1", 1, 3)
+    assert outbox.budget("auth.test") is None  # not limited here
+    # GCRA lets at most calls + burst - 1 into any window: under Slack's tiers (50, 100).
+    for method, limit in DEFAULT_LIMITS.items():
+        slack_tier = 50 if limit == TIER_3 else 100
+        assert limit.calls + limit.burst - 1 < slack_tier, method
+
+
+async def test_memory_limiter_follows_the_sql_limiters_rule(database: UnitOfWorkFactory) -> None:
+    """Both are GCRA: ``burst`` at once, then one every 1/rate; idle time refills the burst."""
+    now = [1000.0]
+    slept: dict[str, list[float]] = {"memory": [], "sql": []}
+
+    def sleeper(kind: str) -> Callable[[float], Awaitable[None]]:
+        async def sleep(seconds: float) -> None:
+            slept[kind].append(round(seconds, 6))
+
+        return sleep
+
+    limiters: dict[str, RateLimiter] = {
+        "memory": MemoryRateLimiter(lambda: now[0], sleeper("memory")),
+        "sql": SqlRateLimiter(database.engine, lambda: now[0], sleeper("sql")),
+    }
+    for limiter in limiters.values():
+        now[0] = 1000.0
+        for _ in range(5):  # burst 2, then 1 every 0.5 s: waits 0.5, 1.0, 1.5
+            await limiter.acquire("k", 2.0, 2)
+        now[0] += 10.0  # idle: the burst is back
+        for _ in range(3):
+            await limiter.acquire("k", 2.0, 2)
+        await limiter.acquire("other", 2.0, 2)  # keys don't share
+    assert slept["memory"] == [0.5, 1.0, 1.5, 0.5]
+    assert slept["sql"] == slept["memory"]
+
+
+# ---------------------------------------------------------------- coalescing
+
+
 async def test_updates_to_one_message_coalesce_to_the_latest_state(slack: FakeSlack) -> None:
-    outbox = SlackOutbox(AsyncWebClient(token="xoxb-test", base_url=slack.api_url), window_s=2.0)
-    channel = str((await outbox.call("conversations.open", users="U1,U2"))["channel"]["id"])
+    outbox = SlackOutbox(client_of(slack), team_id=TEAM, window_s=2.0)
+    channel = await group_dm(outbox)
     ts = await posted(outbox, channel)
     futures = [outbox.update(channel, ts, text=f"v{i}") for i in range(1, 21)]
     await asyncio.gather(*futures)
@@ -40,72 +114,180 @@ async def test_updates_to_one_message_coalesce_to_the_latest_state(slack: FakeSl
 async def test_urgent_updates_jump_the_queue() -> None:
     async with FakeSlack(window_seconds=0.5) as slack:
         slack.set_limit("chat.update", 1)
-        await _urgent_first(slack)
+        # One edit per 0.6 s against Slack's one per 0.5 s: headroom for network jitter.
+        outbox = SlackOutbox(
+            client_of(slack), team_id=TEAM, window_s=0.6, limits={"chat.update": Limit(1, 1)}
+        )
+        channel = await group_dm(outbox)
+        stamps = [await posted(outbox, channel) for _ in range(4)]
+        for ts in stamps[:3]:
+            outbox.update(channel, ts, text="routine")
+        await outbox.update(channel, stamps[3], text="final", urgent=True)
+        edited = [call.params["ts"] for call in slack.calls_to("chat.update")]
+        assert edited.index(stamps[3]) <= 1  # behind at most the edit already under way
+        await outbox.flush()
+        assert slack.rate_limited == []
+        await outbox.close()
 
 
-async def _urgent_first(slack: FakeSlack) -> None:
+async def test_an_update_takes_its_slot_before_it_picks_the_state(slack: FakeSlack) -> None:
+    """A state replaced while waiting for a slot is never sent: the slot goes to the latest."""
+    slack.set_limit("chat.update", 1)
     outbox = SlackOutbox(
-        AsyncWebClient(token="xoxb-test", base_url=slack.api_url),
-        window_s=0.5,
-        limits={"chat.update": 1},
+        client_of(slack), team_id=TEAM, window_s=2.5, limits={"chat.update": Limit(1, 1)}
     )
-    channel = str((await outbox.call("conversations.open", users="U1,U2"))["channel"]["id"])
-    stamps = [await posted(outbox, channel) for _ in range(4)]
-    for ts in stamps[:3]:
-        outbox.update(channel, ts, text="routine")
-    urgent = outbox.update(channel, stamps[3], text="final", urgent=True)
-    await urgent
-    edited = [call.params["ts"] for call in slack.calls_to("chat.update")]
-    assert edited.index(stamps[3]) <= 1  # behind at most the edit already under way
-    await outbox.flush()
-    assert slack.rate_limited == []
-    await outbox.close()
-
-
-async def test_a_429_is_retried_after_retry_after(slack: FakeSlack) -> None:
-    outbox = SlackOutbox(AsyncWebClient(token="xoxb-test", base_url=slack.api_url))
-    channel = str((await outbox.call("conversations.open", users="U1,U2"))["channel"]["id"])
+    channel = await group_dm(outbox)
     ts = await posted(outbox, channel)
-    slack.fail_next("chat.update", "ratelimited", retry_after=1)
-    started = time.monotonic()
-    await outbox.update(channel, ts, text="after the 429")
-    assert time.monotonic() - started >= 1.0
-    assert slack.message(channel, ts).text == "after the 429"
-    assert len(slack.calls_to("chat.update")) == 2
+    first = outbox.update(channel, ts, text="v1")
+    await first  # sent at once (the burst); the next slot is 2.5 s away
+    outbox.update(channel, ts, text="v2")
+    await asyncio.sleep(0)  # the worker now waits for the slot, v2 still queued
+    latest = outbox.update(channel, ts, text="v3")
+    await latest
+    assert [call.params["text"] for call in slack.calls_to("chat.update")] == ["v1", "v3"]
     await outbox.close()
 
 
-async def test_other_errors_reach_the_caller(slack: FakeSlack) -> None:
-    outbox = SlackOutbox(AsyncWebClient(token="xoxb-test", base_url=slack.api_url))
-    with pytest.raises(SlackApiError) as caught:
-        await outbox.post(channel="CNOPE", text="hi")
-    assert caught.value.response["error"] == "channel_not_found"
-    await outbox.close()
+# ---------------------------------------------------------------- pacing
 
 
 async def test_posts_are_paced_per_channel() -> None:
     # Our bucket holds one message less than the server's: headroom for network jitter.
     async with FakeSlack(post_message_burst=4, post_message_rate=10.0) as slack:
-        await _paced_posts(slack)
+        outbox = SlackOutbox(client_of(slack), team_id=TEAM, post_burst=3, post_rate=10.0)
+        channels = [await group_dm(outbox)]
+        channels.append(
+            str((await outbox.call("conversations.open", users="U1,U3"))["channel"]["id"])
+        )
+        await asyncio.gather(
+            *(outbox.post(channel=c, text=str(i)) for i in range(8) for c in channels)
+        )
+        assert slack.rate_limited == []  # 8 at once per channel would be 4 over the burst
+        assert [len(slack.channel_messages(c)) for c in channels] == [8, 8]
+        await outbox.close()
 
 
-async def _paced_posts(slack: FakeSlack) -> None:
-    outbox = SlackOutbox(
-        AsyncWebClient(token="xoxb-test", base_url=slack.api_url), post_burst=3, post_rate=10.0
-    )
-    channel = str((await outbox.call("conversations.open", users="U1,U2"))["channel"]["id"])
-    started = time.monotonic()
-    await asyncio.gather(*(outbox.post(channel=channel, text=str(i)) for i in range(8)))
-    assert time.monotonic() - started >= 0.45  # 3 at once, then 10 a second
-    assert slack.rate_limited == []
+async def push_updates(slack: FakeSlack, outboxes: Sequence[SlackOutbox], per_outbox: int) -> None:
+    """Each outbox (a process) edits messages of its own as fast as its budget allows."""
+    slack.rate_limits_enabled = False  # setting up is not what is measured
+    channel = await group_dm(outboxes[0])
+    setup = client_of(slack)
+    stamps: list[list[str]] = [[] for _ in outboxes]
+    for own in stamps:
+        for _ in range(per_outbox):
+            own.append(str((await setup.chat_postMessage(channel=channel, text="v0"))["ts"]))
+    slack.rate_limits_enabled = True
+    slack.reset_rate_limits()
+    slack.calls.clear()
+    edits = [
+        outbox.update(channel, ts, text=f"edited by {index}")
+        for index, outbox in enumerate(outboxes)
+        for ts in stamps[index]
+    ]
+    await asyncio.gather(*edits, return_exceptions=True)
+    for outbox in outboxes:
+        await outbox.flush()
+        await outbox.close()
+
+
+@pytest_asyncio.fixture
+async def second_engine(backend: Backend) -> AsyncIterator[SqlRateLimiter]:
+    """The rate limiter of a second process: its own engine on the same database."""
+    engine = make_engine(backend.url, connect_args=backend.connect_args)
+    try:
+        yield SqlRateLimiter(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_two_processes_sharing_the_sql_limiter_stay_inside_tier_3(
+    database: UnitOfWorkFactory, second_engine: SqlRateLimiter
+) -> None:
+    window = 2.0
+    async with FakeSlack(window_seconds=window) as slack:
+        outboxes = [
+            SlackOutbox(client_of(slack), limiter=limiter, team_id=TEAM, window_s=window)
+            for limiter in (SqlRateLimiter(database.engine), second_engine)
+        ]
+        await push_updates(slack, outboxes, per_outbox=50)
+        updates = slack.calls_to("chat.update")
+        assert slack.rate_limited == []
+        assert len(updates) == 100
+        assert {call.params["text"] for call in updates} == {"edited by 0", "edited by 1"}
+        # Together inside Slack's Tier 3 (the fake's 50 per window), in every window.
+        assert most_in_a_window(updates, window) <= slack.limits["chat.update"]
+
+
+async def test_two_processes_counting_for_themselves_are_rate_limited() -> None:
+    """The same two processes, each with a budget of its own: Slack answers 429s (so the
+    shared test above can fail), which the SDK retries after Retry-After."""
+    window = 2.0
+    async with FakeSlack(window_seconds=window) as slack:
+        outboxes = [
+            SlackOutbox(
+                client_of(slack), limiter=MemoryRateLimiter(), team_id=TEAM, window_s=window
+            )
+            for _ in range(2)
+        ]
+        await push_updates(slack, outboxes, per_outbox=50)
+        assert slack.rate_limited
+        assert {method for method, _ in slack.rate_limited} == {"chat.update"}
+
+
+# ---------------------------------------------------------------- errors and retries
+
+
+def test_the_sdks_retry_handlers_are_installed_once() -> None:
+    client = AsyncWebClient(token="xoxb-test")
+    SlackOutbox(client)
+    SlackOutbox(client)  # a second outbox on the same client adds nothing
+    kinds = [type(handler) for handler in client.retry_handlers]
+    assert kinds.count(AsyncRateLimitErrorRetryHandler) == 1
+    assert kinds.count(AsyncServerErrorRetryHandler) == 1
+
+
+async def test_a_429_is_retried_after_retry_after(slack: FakeSlack) -> None:
+    outbox = SlackOutbox(client_of(slack), team_id=TEAM)
+    channel = await group_dm(outbox)
+    ts = await posted(outbox, channel)
+    slack.fail_next("chat.update", "ratelimited", retry_after=1)
+    await outbox.update(channel, ts, text="after the 429")
+    assert slack.message(channel, ts).text == "after the 429"
+    refused, retried = slack.calls_to("chat.update")
+    assert retried.at - refused.at >= 1.0  # the fake's clock: Retry-After was honoured
     await outbox.close()
 
 
-async def test_sliding_window_never_exceeds_its_limit() -> None:
-    window = SlidingWindow(limit=5, window_s=0.3)
-    stamps: list[float] = []
-    for _ in range(12):
-        await window.acquire()
-        stamps.append(time.monotonic())
-    for i in range(len(stamps) - 5):
-        assert stamps[i + 5] - stamps[i] >= 0.3
+@pytest.mark.parametrize("status", [500, 503])
+async def test_a_server_error_is_retried(slack: FakeSlack, status: int) -> None:
+    outbox = SlackOutbox(client_of(slack), team_id=TEAM)
+    channel = await group_dm(outbox)
+    slack.fail_next("chat.postMessage", "internal_error", status=status)
+    await outbox.post(channel=channel, text="after the outage")
+    assert [m.text for m in slack.channel_messages(channel)] == ["after the outage"]
+    assert len(slack.calls_to("chat.postMessage")) == 2
+    await outbox.close()
+
+
+async def test_other_errors_reach_the_caller(slack: FakeSlack) -> None:
+    outbox = SlackOutbox(client_of(slack), team_id=TEAM)
+    with pytest.raises(SlackApiError) as caught:
+        await outbox.post(channel="CNOPE", text="hi")
+    assert caught.value.response["error"] == "channel_not_found"
+    assert len(slack.calls_to("chat.postMessage")) == 1  # not retried
+    await outbox.close()
+
+
+class BrokenLimiter:
+    async def acquire(self, key: str, per_second: float, burst: int) -> None:
+        raise ConnectionError("the database is gone")
+
+
+async def test_a_failing_limiter_does_not_stop_the_messages(slack: FakeSlack) -> None:
+    outbox = SlackOutbox(client_of(slack), limiter=BrokenLimiter(), team_id=TEAM)
+    channel = await group_dm(outbox)
+    ts = await posted(outbox, channel)
+    await outbox.update(channel, ts, text="still edited")
+    await outbox.flush()
+    assert slack.message(channel, ts).text == "still edited"
+    await outbox.close()

@@ -3,11 +3,7 @@ clear line for what could not be reached, no noise, ``--version``."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -15,93 +11,29 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
+from tests.fakes.processes import BotProcess, bot_env, free_port
 from tests.fakes.slack_server import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def closed_port() -> int:
-    """A local port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def bot_env(tmp_path: Path, **env: str) -> dict[str, str]:
-    keep = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "SLACK_", "DISCORD_", "DATABASE_", "DEFAULT_", "LOG_"))
-    }
-    return {
-        **keep,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_PORT": "0",
-        "METRICS_PORT": "0",
-        **env,
-    }
-
-
-class Bot:
-    """``interview-buddy run`` as a child process, its stderr collected line by line."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._seen = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.lines.append(raw.decode().rstrip("\n"))
-            self._seen.set()
-
-    async def wait_for_line(self, text: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout):
-            while not any(text in line for line in self.lines):
-                self._seen.clear()
-                await self._seen.wait()
-
-    async def exit_code(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109
-        code = await asyncio.wait_for(self.proc.wait(), timeout)
-        await self._reader
-        return code
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-
-Spawn = Callable[..., Awaitable[Bot]]
+closed_port = free_port
 
 
 @pytest.fixture
-async def spawn(tmp_path: Path) -> AsyncIterator[Spawn]:
-    started: list[Bot] = []
+async def spawn(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[BotProcess]]]:
+    started: list[BotProcess] = []
 
-    async def start(*args: str, **env: str) -> Bot:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            *args,
-            cwd=tmp_path,
-            env=bot_env(tmp_path, **env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        started.append(Bot(proc))
+    async def start(*args: str, **env: str) -> BotProcess:
+        started.append(await BotProcess.start(tmp_path, *args, **env))
         return started[-1]
 
     yield start
     for bot in started:
-        if bot.proc.returncode is None:
-            bot.proc.kill()
-            await bot.proc.wait()
+        await bot.kill()
+
+
+Spawn = Callable[..., Awaitable[BotProcess]]
 
 
 SLACK = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret"}

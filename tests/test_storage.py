@@ -1,38 +1,41 @@
-"""SqlStore and the migrations, against SQLite and (when configured) PostgreSQL.
-
-Set ``TEST_DATABASE_URL`` (e.g. ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``) to
-run every test on PostgreSQL too; each test then works in a schema of its own, dropped
-afterwards, so concurrent runs against one database do not collide.
+"""The units of work, repositories, jobs, leases, rate limits and migrations, against SQLite
+and (when ``TEST_DATABASE_URL`` is set) PostgreSQL; each PostgreSQL test works in a schema of
+its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import StatementError
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, Stale
 from core.models import (
     AuditEvent,
     Challenge,
     EndReason,
     Interview,
+    Job,
     Status,
     Turn,
     TurnStatus,
     Workspace,
 )
-from storage import SqlStore, create_store, make_engine, normalize_url, upgrade
+from storage import (
+    SqlRateLimiter,
+    UnitOfWorkFactory,
+    create_uow_factory,
+    make_engine,
+    normalize_url,
+    upgrade,
+)
 from storage.migrate import current_revision, head_revision
 from storage.tables import metadata
 from tests.conftest import Backend
@@ -41,8 +44,11 @@ T0 = datetime(2026, 1, 2, 15, 0, tzinfo=UTC)
 
 
 @pytest_asyncio.fixture
-async def workspace(store: SqlStore) -> Workspace:
-    return await store.get_or_create_workspace("slack", "T0001")
+async def workspace(database: UnitOfWorkFactory) -> Workspace:
+    async with database() as uow:
+        found = await uow.workspaces.get_or_create("slack", "T0001")
+        await uow.commit()
+    return found
 
 
 def make_interview(workspace: Workspace, candidate: str = "U-cand", **changes: Any) -> Interview:
@@ -74,11 +80,23 @@ def make_turn(interview: Interview, message_id: str, **changes: Any) -> Turn:
     return Turn(**fields)
 
 
-def event(interview: Interview, kind: str, at: datetime, **detail: Any) -> AuditEvent:
-    return AuditEvent(interview_id=interview.id, actor_id="U-boss", kind=kind, at=at, detail=detail)
+def event(interview: Interview, kind: str, at: datetime = T0) -> AuditEvent:
+    return AuditEvent(interview_id=interview.id, actor_id="U-boss", kind=kind, at=at)
 
 
-# -- migrations ---------------------------------------------------------------------------
+async def add(database: UnitOfWorkFactory, *interviews: Interview) -> None:
+    async with database() as uow:
+        for interview in interviews:
+            await uow.interviews.add(interview)
+        await uow.commit()
+
+
+async def get(database: UnitOfWorkFactory, interview_id: str) -> Interview | None:
+    async with database() as uow:
+        return await uow.interviews.get(interview_id)
+
+
+# -- migrations and health ------------------------------------------------------------------
 
 
 def _schema_diff(connection: Connection) -> list[Any]:
@@ -89,87 +107,101 @@ def _schema_diff(connection: Connection) -> list[Any]:
 async def test_migrations_are_idempotent_and_match_tables(backend: Backend) -> None:
     await upgrade(backend.url, connect_args=backend.connect_args)
     await upgrade(backend.url, connect_args=backend.connect_args)
-
     engine = make_engine(backend.url, connect_args=backend.connect_args)
     try:
-        assert await current_revision(engine) == head_revision() == "0002"
+        assert await current_revision(engine) == head_revision() == "0003"
         async with engine.connect() as conn:
             assert await conn.run_sync(_schema_diff) == []
-            open_index = await conn.scalar(
-                sa.text(
-                    "SELECT sql FROM sqlite_master WHERE name = 'uq_interviews_open_candidate'"
-                    if backend.name == "sqlite"
-                    else "SELECT indexdef FROM pg_indexes "
-                    "WHERE indexname = 'uq_interviews_open_candidate' "
-                    "AND schemaname = current_schema()"
-                )
-            )
-        assert open_index is not None
-        assert "UNIQUE" in open_index.upper() and "WHERE" in open_index.upper()
     finally:
         await engine.dispose()
 
 
 def test_normalize_url_adds_async_drivers() -> None:
-    assert normalize_url("sqlite:///./x.db") == "sqlite+aiosqlite:///./x.db"
-    assert normalize_url("postgres://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
-    assert normalize_url("postgresql://u@h:5433/db") == "postgresql+asyncpg://u@h:5433/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+    assert normalize_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert normalize_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
 
 
-# -- health -------------------------------------------------------------------------------
-
-
-async def test_ping(store: SqlStore, tmp_path: Any) -> None:
-    assert await store.ping() is True
-    broken = create_store(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+async def test_ping(database: UnitOfWorkFactory, tmp_path: Any) -> None:
+    assert await database.ping() is True
+    broken = create_uow_factory(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
     try:
         assert await broken.ping() is False
     finally:
         await broken.close()
 
 
-# -- workspaces ---------------------------------------------------------------------------
+# -- the unit of work -----------------------------------------------------------------------
 
 
-async def test_workspace_get_or_create_is_idempotent(store: SqlStore) -> None:
-    first = await store.get_or_create_workspace("slack", "T1")
-    again = await store.get_or_create_workspace("slack", "T1")
-    other = await store.get_or_create_workspace("discord", "T1")
+async def test_nothing_is_written_without_commit(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    interview = make_interview(workspace)
+    async with database() as uow:
+        await uow.interviews.add(interview)
+    assert await get(database, interview.id) is None
+    with pytest.raises(RuntimeError, match="boom"):
+        async with database() as uow:
+            await uow.interviews.add(interview)
+            raise RuntimeError("boom")
+    assert await get(database, interview.id) is None
+
+
+async def test_many_units_of_work_at_once(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    """Concurrent use cases (SQLite's take turns; PostgreSQL's run side by side)."""
+
+    async def one(i: int) -> None:
+        async with database() as uow:
+            await uow.interviews.add(make_interview(workspace, candidate=f"C{i}"))
+            await uow.commit()
+
+    await asyncio.gather(*(one(i) for i in range(12)))
+    async with database() as uow:
+        assert len(await uow.interviews.list_open(workspace.id)) == 12
+
+
+# -- workspaces -----------------------------------------------------------------------------
+
+
+async def test_workspace_get_or_create_is_idempotent_even_when_racing(
+    database: UnitOfWorkFactory,
+) -> None:
+    async def get_or_create(external_id: str) -> Workspace:
+        async with database() as uow:
+            found = await uow.workspaces.get_or_create("slack", external_id)
+            await uow.commit()
+        return found
+
+    first, again = await get_or_create("T1"), await get_or_create("T1")
     assert again == first
-    assert other.id != first.id
-
-    racing = await asyncio.gather(*(store.get_or_create_workspace("slack", "T2") for _ in range(8)))
+    racing = await asyncio.gather(*(get_or_create("T2") for _ in range(8)))
     assert len({w.id for w in racing}) == 1
 
 
-async def test_workspace_settings_round_trip(store: SqlStore) -> None:
-    workspace = await store.get_or_create_workspace("slack", "T1")
-    workspace.settings = {"report_channel": "C1", "default_minutes": 45, "nested": {"a": [1, 2]}}
-    await store.save_workspace(workspace)
-
-    loaded = await store.get_workspace(workspace.id)
-    assert loaded == workspace
-    assert loaded is not workspace
-    assert await store.get_or_create_workspace("slack", "T1") == workspace
-    assert await store.get_workspace("no-such-id") is None
-
-    fresh = Workspace(platform="console", external_id="local", settings={"x": 1})
-    await store.save_workspace(fresh)  # saving an unknown workspace inserts it
-    assert await store.get_workspace(fresh.id) == fresh
+async def test_workspace_settings_round_trip(database: UnitOfWorkFactory) -> None:
+    async with database() as uow:
+        workspace = await uow.workspaces.get_or_create("slack", "T1")
+        workspace.settings = {"interviewer_channel": "C1", "nested": {"a": [1, 2]}}
+        await uow.workspaces.update(workspace)
+        await uow.commit()
+    async with database() as uow:
+        assert await uow.workspaces.get(workspace.id) == workspace
+        assert await uow.workspaces.get("no-such-id") is None
 
 
-# -- interviews ---------------------------------------------------------------------------
+# -- interviews -----------------------------------------------------------------------------
 
 
-async def test_interview_round_trip(store: SqlStore, workspace: Workspace) -> None:
+async def test_interview_round_trip(database: UnitOfWorkFactory, workspace: Workspace) -> None:
     plus_two = timezone(timedelta(hours=2))
     interview = make_interview(
         workspace,
         status=Status.ENDED,
         created_at=datetime(2026, 1, 2, 17, 0, 0, 123456, tzinfo=plus_two),
         scheduled_for=T0 - timedelta(minutes=5),
-        started_at=T0,
         ended_at=T0 + timedelta(minutes=31, microseconds=7),
         end_reason=EndReason.TOKENS_EXHAUSTED,
         extra_time_s=300,
@@ -177,345 +209,447 @@ async def test_interview_round_trip(store: SqlStore, workspace: Workspace) -> No
         paused_total_s=12.5,
         paused_since=T0 + timedelta(minutes=10),
         tokens_used=24_999,
-        warnings_sent=["time:5m", "tokens:10%"],
+        tokens_reserved=17,
+        warnings_sent=["time_25", "tokens_75"],
         room_key="C42:1700000000.1234",
-        platform_data={"channel": "C42", "counter_ts": "1700000000.5", "ids": [1, 2]},
+        platform_data={"channel": "C42", "ids": [1, 2]},
+        next_prompt_tokens=321,
+        turn_growth_tokens=45,
     )
-    await store.add_interview(interview)
-
-    loaded = await store.get_interview(interview.id)
+    await add(database, interview)
+    loaded = await get(database, interview.id)
     assert loaded == interview
-    assert loaded is not None
-    assert loaded.created_at.tzinfo is UTC
+    assert loaded is not None and loaded.created_at.tzinfo is UTC
     assert loaded.created_at == datetime(2026, 1, 2, 15, 0, 0, 123456, tzinfo=UTC)
-    for name in ("scheduled_for", "started_at", "ended_at", "paused_since"):
-        value = getattr(loaded, name)
-        assert value.tzinfo is UTC, name
-    assert type(loaded.status) is Status
-    assert type(loaded.end_reason) is EndReason
-
-    # Returned objects are copies: changing one changes nothing stored.
-    loaded.warnings_sent.append("local only")
-    loaded.platform_data["x"] = 1
-    assert await store.get_interview(interview.id) == interview
-    assert await store.get_interview("no-such-id") is None
+    assert type(loaded.status) is Status and type(loaded.end_reason) is EndReason
+    assert await get(database, "no-such-id") is None
 
 
-async def test_interview_defaults_round_trip(store: SqlStore, workspace: Workspace) -> None:
-    interview = make_interview(workspace, status=Status.SCHEDULED, started_at=None)
-    await store.add_interview(interview)
-    assert await store.get_interview(interview.id) == interview
-
-
-async def test_naive_datetimes_are_refused(store: SqlStore, workspace: Workspace) -> None:
+async def test_naive_datetimes_are_refused(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
     interview = make_interview(workspace, created_at=datetime(2026, 1, 2, 15, 0))
     with pytest.raises(StatementError, match="naive datetime"):
-        await store.add_interview(interview)
-    assert await store.get_interview(interview.id) is None
+        await add(database, interview)
+    assert await get(database, interview.id) is None
 
 
-async def test_save_interview_bumps_version_and_stores_events(
-    store: SqlStore, workspace: Workspace
+async def test_update_is_optimistic_and_never_touches_the_budget(
+    database: UnitOfWorkFactory, workspace: Workspace
 ) -> None:
     interview = make_interview(workspace)
-    await store.add_interview(interview, event(interview, "created", T0))
-    assert interview.version == 0
-
-    interview.tokens_used = 1234
-    interview.warnings_sent.append("time:5m")
-    await store.save_interview(interview, event(interview, "warned", T0 + timedelta(minutes=25)))
-    assert interview.version == 1
-
-    loaded = await store.get_interview(interview.id)
-    assert loaded == interview
-    assert [e.kind for e in await store.list_audit(interview.id)] == ["created", "warned"]
-
-
-async def test_stale_save_raises_conflict_and_writes_nothing(
-    store: SqlStore, workspace: Workspace
-) -> None:
-    interview = make_interview(workspace)
-    await store.add_interview(interview)
-    stale = await store.get_interview(interview.id)
+    await add(database, interview)
+    async with database() as uow:
+        stale = await uow.interviews.get(interview.id)
+        assert await uow.interviews.reserve(interview.id, 500)
+        await uow.interviews.settle(interview.id, reserved=500, charged=321)
+        await uow.commit()
     assert stale is not None
+    stale.extra_time_s, stale.tokens_used = 60, 999_999  # a stale copy of the budget
+    async with database() as uow:
+        await uow.interviews.update(stale, event(stale, "extended"))
+        await uow.commit()
+    assert stale.version == 1
+    stored = await get(database, interview.id)
+    assert stored is not None and (stored.extra_time_s, stored.tokens_used) == (60, 321)
 
-    interview.tokens_used = 10
-    await store.save_interview(interview)
-
-    stale.tokens_used = 99
-    with pytest.raises(Conflict, match="changed while you were acting"):
-        await store.save_interview(stale, event(stale, "lost", T0))
-    assert stale.version == 0
-    stored = await store.get_interview(interview.id)
-    assert stored is not None
-    assert (stored.tokens_used, stored.version) == (10, 1)
-    assert await store.list_audit(interview.id) == []
+    stale.version = 0  # someone saved since
+    async with database() as uow:
+        with pytest.raises(Stale):
+            await uow.interviews.update(stale, event(stale, "lost"))
+    async with database() as uow:
+        assert [e.kind for e in await uow.interviews.list_audit(interview.id)] == ["extended"]
 
 
-async def test_only_one_open_interview_per_candidate(store: SqlStore, workspace: Workspace) -> None:
-    first = make_interview(workspace)
-    await store.add_interview(first)
-
-    second = make_interview(workspace)
-    with pytest.raises(Conflict, match="U-cand> already has an active interview"):
-        await store.add_interview(second, event(second, "created", T0))
-    assert second.version == 0
-    assert await store.get_interview(second.id) is None
-    assert await store.list_audit(second.id) == []
-
-    # A scheduled interview is not open, so it may wait beside the active one...
-    scheduled = make_interview(workspace, status=Status.SCHEDULED, started_at=None)
-    await store.add_interview(scheduled)
-    # ... but it cannot start while the other one is still open.
-    scheduled.transition(Status.ACTIVE)
+async def test_only_one_open_interview_per_candidate(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    await add(database, make_interview(workspace))
     with pytest.raises(Conflict, match="already has an active interview"):
-        await store.save_interview(scheduled)
-    assert scheduled.version == 0
-
-    # The same candidate in another workspace is someone else's business.
-    elsewhere = await store.get_or_create_workspace("slack", "T-other")
-    await store.add_interview(make_interview(elsewhere))
-
-    first.transition(Status.ENDED)
-    first.end_reason = EndReason.ENDED_BY_INTERVIEWER
-    await store.save_interview(first)
-    await store.save_interview(scheduled)
-    assert scheduled.version == 1
-
-    found = await store.find_open_for_candidate(workspace.id, "U-cand")
-    assert found is not None and found.id == scheduled.id
+        await add(database, make_interview(workspace))
+    scheduled = make_interview(workspace, status=Status.SCHEDULED, started_at=None)
+    await add(database, scheduled)  # not open yet: may wait beside the active one
+    scheduled.transition(Status.ACTIVE)
+    async with database() as uow:
+        with pytest.raises(Conflict, match="already has an active interview"):
+            await uow.interviews.update(scheduled)
 
 
-async def test_room_key_is_unique_per_platform(store: SqlStore, workspace: Workspace) -> None:
-    await store.add_interview(make_interview(workspace, candidate="A", room_key="C1"))
+async def test_room_key_is_unique_per_platform(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    await add(database, make_interview(workspace, candidate="A", room_key="C1"))
     with pytest.raises(Conflict, match="already linked"):
-        await store.add_interview(make_interview(workspace, candidate="B", room_key="C1"))
-    # Several interviews may have no room yet.
-    await store.add_interview(make_interview(workspace, candidate="C"))
-    await store.add_interview(make_interview(workspace, candidate="D"))
+        await add(database, make_interview(workspace, candidate="B", room_key="C1"))
+    await add(
+        database, make_interview(workspace, candidate="C"), make_interview(workspace, candidate="D")
+    )
 
 
-async def test_find_by_room_and_open_lookups(store: SqlStore, workspace: Workspace) -> None:
-    other_ws = await store.get_or_create_workspace("discord", "G1")
+async def test_lookups(database: UnitOfWorkFactory, workspace: Workspace) -> None:
+    async with database() as uow:
+        other_ws = await uow.workspaces.get_or_create("discord", "G1")
+        await uow.commit()
     active = make_interview(workspace, candidate="A", room_key="C-A")
     paused = make_interview(
         workspace, candidate="B", status=Status.PAUSED, room_key="C-B", created_at=T0 + timedelta(1)
     )
     ended = make_interview(workspace, candidate="C", status=Status.ENDED, room_key="C-C")
-    scheduled = make_interview(workspace, candidate="D", status=Status.SCHEDULED)
     foreign = make_interview(other_ws, candidate="A", room_key="C-A")
-    for interview in (active, paused, ended, scheduled, foreign):
-        await store.add_interview(interview)
-
-    by_room = await store.find_by_room("slack", "C-A")
-    assert by_room is not None and by_room.id == active.id
-    by_room = await store.find_by_room("discord", "C-A")
-    assert by_room is not None and by_room.id == foreign.id
-    assert await store.find_by_room("slack", "nope") is None
-
-    assert [i.id for i in await store.list_open(workspace.id)] == [active.id, paused.id]
-    assert {i.id for i in await store.list_open()} == {active.id, paused.id, foreign.id}
-
-    found = await store.find_open_for_candidate(workspace.id, "B")
-    assert found is not None and found.id == paused.id
-    assert await store.find_open_for_candidate(workspace.id, "C") is None
-    assert await store.find_open_for_candidate(workspace.id, "D") is None
+    await add(database, active, paused, ended, foreign)
+    async with database() as uow:
+        repo = uow.interviews
+        assert (await repo.find_by_room("slack", "C-A")).id == active.id  # type: ignore[union-attr]
+        assert (await repo.find_by_room("discord", "C-A")).id == foreign.id  # type: ignore[union-attr]
+        assert await repo.find_by_room("slack", "nope") is None
+        assert [i.id for i in await repo.list_open(workspace.id)] == [active.id, paused.id]
+        assert {i.id for i in await repo.list_open()} == {active.id, paused.id, foreign.id}
+        assert (await repo.find_open_for_candidate(workspace.id, "B")).id == paused.id  # type: ignore[union-attr]
+        assert await repo.find_open_for_candidate(workspace.id, "C") is None
 
 
-# -- turns --------------------------------------------------------------------------------
+# -- the budget: reserve (authorize) and settle (capture) -----------------------------------
+
+
+async def test_reserve_checks_the_budget_in_the_same_statement(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    interview = make_interview(workspace, token_budget=1000, extra_tokens=200, tokens_used=300)
+    await add(database, interview)
+    async with database() as uow:
+        assert await uow.interviews.reserve(interview.id, 900)  # 300 + 900 <= 1200
+        assert not await uow.interviews.reserve(interview.id, 1)  # nothing left
+        await uow.commit()
+    async with database() as uow:
+        await uow.interviews.settle(interview.id, reserved=900, charged=850, next_prompt_tokens=7)
+        await uow.commit()
+    stored = await get(database, interview.id)
+    assert stored is not None
+    assert (stored.tokens_used, stored.tokens_reserved, stored.next_prompt_tokens) == (1150, 0, 7)
+    assert stored.tokens_left == 50
+
+
+async def test_concurrent_reservations_never_pass_the_budget(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    interview = make_interview(workspace, token_budget=10_000)
+    await add(database, interview)
+
+    async def reserve() -> bool:
+        async with database() as uow:
+            held = await uow.interviews.reserve(interview.id, 700)
+            await uow.commit()
+        return held
+
+    results = await asyncio.gather(*(reserve() for _ in range(30)))
+    assert sum(results) == 14  # 14 * 700 = 9,800; a 15th would pass 10,000
+    stored = await get(database, interview.id)
+    assert stored is not None and stored.tokens_reserved == 9800
+
+
+async def test_a_paused_interview_reserves_nothing(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    interview = make_interview(workspace, status=Status.PAUSED)
+    await add(database, interview)
+    async with database() as uow:
+        assert not await uow.interviews.reserve(interview.id, 1)
+
+
+# -- turns ----------------------------------------------------------------------------------
 
 
 async def test_add_turn_assigns_seq_and_ignores_duplicates(
-    store: SqlStore, workspace: Workspace
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    interview, other = make_interview(workspace), make_interview(workspace, candidate="U-other")
+    await add(database, interview, other)
+    async with database() as uow:
+        repo = uow.interviews
+        first, second = make_turn(interview, "m1"), make_turn(interview, "m2")
+        assert await repo.add_turn(first) and await repo.add_turn(second)
+        assert (first.seq, second.seq) == (1, 2)
+        duplicate = make_turn(interview, "m1", content="again")
+        assert await repo.add_turn(duplicate) is False and duplicate.seq == 0
+        elsewhere = make_turn(other, "m1")
+        assert await repo.add_turn(elsewhere) and elsewhere.seq == 1
+        await uow.commit()
+    async with database() as uow:
+        assert await uow.interviews.list_turns(interview.id) == [first, second]
+        with pytest.raises(NotFound):
+            await uow.interviews.add_turn(make_turn(make_interview(workspace, candidate="X"), "m"))
+
+
+async def test_concurrent_add_turn_is_gapless(
+    database: UnitOfWorkFactory, workspace: Workspace
 ) -> None:
     interview = make_interview(workspace)
-    other = make_interview(workspace, candidate="U-other")
-    await store.add_interview(interview)
-    await store.add_interview(other)
+    await add(database, interview)
 
-    first, second = make_turn(interview, "m1"), make_turn(interview, "m2")
-    assert await store.add_turn(first) is True
-    assert await store.add_turn(second) is True
-    assert (first.seq, second.seq) == (1, 2)
+    async def one(i: int) -> bool:
+        async with database() as uow:
+            added = await uow.interviews.add_turn(make_turn(interview, f"m{i % 15}"))
+            await uow.commit()
+        return added
 
-    duplicate = make_turn(interview, "m1", content="again")
-    assert await store.add_turn(duplicate) is False
-    assert duplicate.seq == 0
-
-    # Sequences are per interview, and message ids only clash within one interview.
-    elsewhere = make_turn(other, "m1")
-    assert await store.add_turn(elsewhere) is True
-    assert elsewhere.seq == 1
-
-    # The store still works normally after the refused duplicate.
-    third = make_turn(interview, "m3")
-    assert await store.add_turn(third) is True
-    assert third.seq == 3
-    stored = await store.list_turns(interview.id)
-    assert stored == [first, second, third]
-    assert stored[0].content == "question m1"
-    assert all(type(t.status) is TurnStatus for t in stored)
-
-    with pytest.raises(NotFound):
-        await store.add_turn(Turn("no-such-interview", "U", "hi", "m9", T0))
+    results = await asyncio.gather(*(one(i) for i in range(30)))
+    assert sum(results) == 15  # each message id once
+    async with database() as uow:
+        turns = await uow.interviews.list_turns(interview.id)
+    assert [t.seq for t in turns] == list(range(1, 16))
 
 
-async def test_save_turn_round_trip(store: SqlStore, workspace: Workspace) -> None:
-    interview = make_interview(workspace)
-    await store.add_interview(interview)
-    turn = make_turn(interview, "m1")
-    await store.add_turn(turn)
-
-    turn.status = TurnStatus.ANSWERED
-    turn.reply = "Use a hash map."
-    turn.prompt_tokens, turn.completion_tokens, turn.charged_tokens = 120, 30, 150
-    turn.usage_reported = True
-    turn.answered_at = T0 + timedelta(seconds=9, microseconds=5)
-    await store.save_turn(turn)
-    assert await store.list_turns(interview.id) == [turn]
-
-    turn.status, turn.error = TurnStatus.FAILED, "The model timed out."
-    interview.tokens_used += 150
-    await store.save_turn(turn, interview)
-    assert interview.version == 1
-    assert await store.list_turns(interview.id) == [turn]
-    assert await store.get_interview(interview.id) == interview
-
-    with pytest.raises(NotFound):
-        await store.save_turn(make_turn(interview, "never-added"))
-
-
-async def test_save_turn_with_stale_interview_rolls_back_the_turn(
-    store: SqlStore, workspace: Workspace
+async def test_update_turn_only_from_the_expected_status(
+    database: UnitOfWorkFactory, workspace: Workspace
 ) -> None:
     interview = make_interview(workspace)
-    await store.add_interview(interview)
+    await add(database, interview)
     turn = make_turn(interview, "m1")
-    await store.add_turn(turn)
+    async with database() as uow:
+        await uow.interviews.add_turn(turn)
+        assert await uow.interviews.next_open_turn(interview.id) == turn
+        assert await uow.interviews.with_open_turns() == [interview.id]
+        turn.status, turn.reserved_tokens = TurnStatus.STREAMING, 900
+        assert await uow.interviews.update_turn(turn, was=TurnStatus.PENDING)
+        turn.status, turn.reply, turn.charged_tokens = TurnStatus.ANSWERED, "hi", 55
+        assert await uow.interviews.update_turn(turn, was=TurnStatus.STREAMING)
+        # a second settle of the same turn (a process that lost its lease) changes nothing
+        late = make_turn(interview, "m1", id=turn.id, seq=1, status=TurnStatus.FAILED)
+        assert not await uow.interviews.update_turn(late, was=TurnStatus.STREAMING)
+        await uow.commit()
+    async with database() as uow:
+        (stored,) = await uow.interviews.list_turns(interview.id)
+        assert (stored.status, stored.reply, stored.charged_tokens) == (
+            TurnStatus.ANSWERED,
+            "hi",
+            55,
+        )
+        assert await uow.interviews.next_open_turn(interview.id) is None
+        assert await uow.interviews.with_open_turns() == []
 
-    stale = await store.get_interview(interview.id)
-    assert stale is not None
-    interview.tokens_used = 5
-    await store.save_interview(interview)
 
-    changed = replace(turn, status=TurnStatus.ANSWERED, reply="should not stick")
-    stale.tokens_used = 500
-    with pytest.raises(Conflict):
-        await store.save_turn(changed, stale)
-    assert stale.version == 0
-    assert await store.list_turns(interview.id) == [turn]
-    stored = await store.get_interview(interview.id)
-    assert stored is not None and stored.tokens_used == 5
-
-
-async def test_concurrent_add_turn_is_gapless(store: SqlStore, workspace: Workspace) -> None:
+async def test_audit_events_by_time_then_insertion(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
     interview = make_interview(workspace)
-    await store.add_interview(interview)
-    distinct = [make_turn(interview, f"m{i}") for i in range(20)]
-    duplicates = [make_turn(interview, f"m{i}", content="dup") for i in (0, 3, 7, 11, 19)]
-    calls = [store.add_turn(t) for t in distinct] + [store.add_turn(t) for t in duplicates]
-
-    results = await asyncio.gather(*calls)
-
-    assert sum(results) == 20
-    stored = await store.list_turns(interview.id)
-    assert [t.seq for t in stored] == list(range(1, 21))
-    assert sorted(t.platform_message_id for t in stored) == sorted(f"m{i}" for i in range(20))
-    # Each message kept exactly one row, and the winner knows its seq.
-    winners = {t.id: t.seq for t in distinct + duplicates if t.seq}
-    assert winners == {t.id: t.seq for t in stored}
-
-
-# -- audit --------------------------------------------------------------------------------
+    await add(database, interview)
+    async with database() as uow:
+        await uow.interviews.add_events(
+            event(interview, "b", T0 + timedelta(seconds=1)), event(interview, "a", T0)
+        )
+        await uow.interviews.add_events(event(interview, "c", T0), event(interview, "d", T0))
+        await uow.commit()
+    async with database() as uow:
+        assert [e.kind for e in await uow.interviews.list_audit(interview.id)] == [
+            "a",
+            "c",
+            "d",
+            "b",
+        ]
 
 
-async def test_audit_events_by_time_then_insertion(store: SqlStore, workspace: Workspace) -> None:
-    interview = make_interview(workspace)
-    later = T0 + timedelta(minutes=1)
-    await store.add_interview(
-        interview,
-        event(interview, "created", T0, by="U-boss"),
-        event(interview, "started", T0),
-    )
-    await store.save_interview(
-        interview,
-        event(interview, "paused", later),
-        event(interview, "extended", later, minutes=5),
-        event(interview, "note", T0 - timedelta(seconds=1)),
-    )
-
-    events = await store.list_audit(interview.id)
-    assert [e.kind for e in events] == ["note", "created", "started", "paused", "extended"]
-    assert events[1].detail == {"by": "U-boss"}
-    assert events[4].detail == {"minutes": 5}
-    assert all(e.at.tzinfo is UTC for e in events)
-    assert await store.list_audit("no-such-id") == []
+# -- challenges -----------------------------------------------------------------------------
 
 
-# -- custom challenges --------------------------------------------------------------------
+async def test_custom_challenges(database: UnitOfWorkFactory, workspace: Workspace) -> None:
+    shared = Challenge("graph", "Graph", "hard", "Global.", 600, 9000, ("x",), builtin=False)
+    own = Challenge("graph", "Our Graph", "medium", "Ours.", rubric=("y", "z"), builtin=False)
+    async with database() as uow:
+        await uow.challenges.save(None, shared)
+        await uow.challenges.save(workspace.id, own)
+        await uow.challenges.save(None, shared)  # replace
+        await uow.commit()
+    async with database() as uow:
+        assert await uow.challenges.get(workspace.id, "graph") == own
+        assert await uow.challenges.get(None, "graph") == shared
+        assert await uow.challenges.list(workspace.id) == [own]
+        assert await uow.challenges.get(None, "nope") is None
 
 
-def make_challenge(slug: str, title: str, **changes: Any) -> Challenge:
-    fields: dict[str, Any] = {
-        "slug": slug,
-        "title": title,
-        "difficulty": "medium",
-        "description": "Do the thing.",
-        "time_limit_s": 2700,
-        "token_budget": 30_000,
-    }
-    fields.update(changes)
-    return Challenge(**fields)
+# -- durable jobs ---------------------------------------------------------------------------
 
 
-async def test_custom_challenges(store: SqlStore, workspace: Workspace) -> None:
-    other = await store.get_or_create_workspace("slack", "T-other")
-    full = make_challenge(
-        "lru",
-        "Team LRU",
-        builtin=True,  # ignored: whatever the store returns is custom
-        rubric=("correctness", "complexity"),
-        system_prompt="Be terse.",
-        model="gpt-4.1-mini",
-        temperature=0.25,
-    )
-    await store.save_custom_challenge(None, make_challenge("lru", "Global LRU"))
-    await store.save_custom_challenge(None, make_challenge("queue", "Global queue"))
-    await store.save_custom_challenge(workspace.id, full)
+def job(key: str, due: datetime, **payload: Any) -> Job:
+    return Job("tick", key, due, dict(payload))
 
-    mine = await store.get_custom_challenge(workspace.id, "lru")
-    assert mine == dataclasses.replace(full, builtin=False)
-    assert mine is not None and isinstance(mine.rubric, tuple)
 
-    global_lru = await store.get_custom_challenge(other.id, "lru")
-    assert global_lru is not None and global_lru.title == "Global LRU"
-    assert global_lru.builtin is False and global_lru.rubric == ()
-    assert global_lru.temperature is None and global_lru.model is None
-    none_ws = await store.get_custom_challenge(None, "lru")
-    assert none_ws is not None and none_ws.title == "Global LRU"
-    assert await store.get_custom_challenge(workspace.id, "missing") is None
+async def test_jobs_are_claimed_once_run_and_finished(database: UnitOfWorkFactory) -> None:
+    async with database() as uow:
+        await uow.jobs.schedule(job("a", T0, n=1))
+        await uow.jobs.schedule(job("b", T0 + timedelta(minutes=5)))
+        await uow.commit()
+    until = T0 + timedelta(minutes=1)
+    async with database() as uow:
+        assert await uow.jobs.next_due() == T0
+        (claimed,) = await uow.jobs.claim_due("p1", T0, until, 10)
+        assert (claimed.key, claimed.payload, claimed.attempts) == ("a", {"n": 1}, 1)
+        assert await uow.jobs.claim_due("p2", T0, until, 10) == []  # held by p1
+        # the claim makes the job claimable again only once it expires
+        assert await uow.jobs.next_due() == until
+        await uow.commit()
+    async with database() as uow:
+        await uow.jobs.finish(claimed, T0)
+        await uow.commit()
+    async with database() as uow:
+        assert await uow.jobs.claim_due("p2", T0 + timedelta(hours=1), until, 10) != []
+        stored = await uow.jobs.get("a")
+        assert stored is not None and stored.done_at == T0
 
-    listed = await store.list_custom_challenges(workspace.id)
-    assert [(c.slug, c.title) for c in listed] == [("lru", "Team LRU"), ("queue", "Global queue")]
-    listed = await store.list_custom_challenges(other.id)
-    assert [(c.slug, c.title) for c in listed] == [("lru", "Global LRU"), ("queue", "Global queue")]
-    assert [c.title for c in await store.list_custom_challenges(None)] == [
-        "Global LRU",
-        "Global queue",
-    ]
 
-    # Saving under an existing (workspace, slug) replaces, for workspace and global alike.
-    await store.save_custom_challenge(workspace.id, make_challenge("lru", "Team LRU v2"))
-    await store.save_custom_challenge(None, make_challenge("queue", "Global queue v2"))
-    replaced = await store.get_custom_challenge(workspace.id, "lru")
-    assert replaced is not None and replaced.title == "Team LRU v2" and replaced.rubric == ()
-    assert [c.title for c in await store.list_custom_challenges(workspace.id)] == [
-        "Team LRU v2",
-        "Global queue v2",
-    ]
+async def test_an_expired_claim_is_taken_over(database: UnitOfWorkFactory) -> None:
+    async with database() as uow:
+        await uow.jobs.schedule(job("a", T0))
+        await uow.commit()
+    async with database() as uow:
+        (_first,) = await uow.jobs.claim_due("dead", T0, T0 + timedelta(seconds=60), 10)
+        await uow.commit()
+    later = T0 + timedelta(seconds=61)
+    async with database() as uow:
+        (second,) = await uow.jobs.claim_due("alive", later, later + timedelta(seconds=60), 10)
+        await uow.commit()
+    assert (second.claimed_by, second.attempts) == ("alive", 2)
 
-    await asyncio.gather(
-        *(store.save_custom_challenge(None, make_challenge("race", f"v{i}")) for i in range(5))
-    )
-    raced = [c for c in await store.list_custom_challenges(None) if c.slug == "race"]
-    assert len(raced) == 1
+
+async def test_a_job_scheduled_again_while_it_runs_stays_armed(
+    database: UnitOfWorkFactory,
+) -> None:
+    async with database() as uow:
+        await uow.jobs.schedule(job("tick:1", T0))
+        await uow.commit()
+    async with database() as uow:
+        (running,) = await uow.jobs.claim_due("p1", T0, T0 + timedelta(seconds=60), 10)
+        await uow.jobs.schedule(job("tick:1", T0 + timedelta(minutes=1)))  # the handler re-arms
+        await uow.jobs.finish(running, T0)
+        await uow.commit()
+    async with database() as uow:
+        stored = await uow.jobs.get("tick:1")
+        assert stored is not None and stored.done_at is None
+        assert stored.due_at == T0 + timedelta(minutes=1) and stored.revision == 1
+        await uow.jobs.cancel("tick:1", T0)
+        await uow.commit()
+    async with database() as uow:
+        assert await uow.jobs.next_due() is None
+
+
+async def test_a_failed_job_is_retried_later(database: UnitOfWorkFactory) -> None:
+    async with database() as uow:
+        await uow.jobs.schedule(job("a", T0))
+        await uow.commit()
+    async with database() as uow:
+        (claimed,) = await uow.jobs.claim_due("p1", T0, T0 + timedelta(seconds=60), 10)
+        await uow.jobs.retry(claimed, T0 + timedelta(seconds=5), "boom")
+        await uow.commit()
+    async with database() as uow:
+        assert await uow.jobs.claim_due("p1", T0 + timedelta(seconds=4), T0, 10) == []
+        (again,) = await uow.jobs.claim_due("p1", T0 + timedelta(seconds=5), T0, 10)
+        assert again.last_error == "boom" and again.attempts == 2
+
+
+async def test_concurrent_claimers_split_the_work(database: UnitOfWorkFactory) -> None:
+    async with database() as uow:
+        for i in range(40):
+            await uow.jobs.schedule(job(f"j{i}", T0 + timedelta(microseconds=i)))
+        await uow.commit()
+
+    async def claimer(name: str) -> list[str]:
+        got: list[str] = []
+        while True:
+            async with database() as uow:
+                batch = await uow.jobs.claim_due(name, T0 + timedelta(1), T0 + timedelta(2), 3)
+                await uow.commit()
+            if not batch:
+                return got
+            got += [j.key for j in batch]
+
+    claimed = await asyncio.gather(*(claimer(f"p{i}") for i in range(4)))
+    everything = [key for keys in claimed for key in keys]
+    assert sorted(everything) == sorted(f"j{i}" for i in range(40))  # each exactly once
+
+
+# -- leases ---------------------------------------------------------------------------------
+
+
+async def test_leases_are_exclusive_until_they_expire(database: UnitOfWorkFactory) -> None:
+    until = T0 + timedelta(seconds=30)
+    async with database() as uow:
+        assert await uow.leases.take("k", "p1", T0, until)
+        assert await uow.leases.take("k", "p1", T0, until + timedelta(seconds=5))  # renew
+        assert not await uow.leases.take("k", "p2", T0 + timedelta(seconds=10), until)
+        assert await uow.leases.holder("k", T0) == ("p1", until + timedelta(seconds=5))
+        await uow.commit()
+    async with database() as uow:
+        late = until + timedelta(seconds=6)
+        assert await uow.leases.holder("k", late) is None
+        assert await uow.leases.take("k", "p2", late, late + timedelta(seconds=30))
+        await uow.leases.release("k", "p1")  # not p1's any more: nothing happens
+        assert await uow.leases.holder("k", late) is not None
+        await uow.leases.release("k", "p2")
+        assert await uow.leases.holder("k", late) is None
+        await uow.commit()
+
+
+async def test_only_one_of_many_racing_takers_gets_a_lease(database: UnitOfWorkFactory) -> None:
+    async def take(name: str) -> bool:
+        async with database() as uow:
+            taken = await uow.leases.take("race", name, T0, T0 + timedelta(seconds=30))
+            await uow.commit()
+        return taken
+
+    assert sum(await asyncio.gather(*(take(f"p{i}") for i in range(10)))) == 1
+
+
+# -- shared rate limits ---------------------------------------------------------------------
+
+
+async def test_rate_limiter_spaces_calls_after_the_burst(database: UnitOfWorkFactory) -> None:
+    now = [1000.0]
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(round(seconds, 6))
+
+    limiter = SqlRateLimiter(database.engine, clock=lambda: now[0], sleep=fake_sleep)
+    for _ in range(5):
+        await limiter.acquire("slack:T1:chat.update", per_second=2.0, burst=3)
+    # the first 3 pass at once; then a slot every 0.5 s
+    assert waits == [0.5, 1.0]
+
+
+async def test_two_processes_share_one_budget(
+    backend: Backend, database: UnitOfWorkFactory
+) -> None:
+    """Two engines (as two processes would have) take slots from one key."""
+    other = create_uow_factory(backend.url, connect_args=backend.connect_args)
+    try:
+        now = [50.0]
+        slots: list[float] = []
+
+        async def record(seconds: float) -> None:
+            slots.append(seconds)
+
+        limiters = [
+            SqlRateLimiter(database.engine, clock=lambda: now[0], sleep=record),
+            SqlRateLimiter(other.engine, clock=lambda: now[0], sleep=record),
+        ]
+        await asyncio.gather(
+            *(limiters[i % 2].acquire("k", per_second=1.0, burst=1) for i in range(10))
+        )
+        # one slot each second across both: waits 1..9 s (one each), none doubled
+        assert sorted(round(s) for s in slots) == list(range(1, 10))
+    finally:
+        await other.close()
+
+
+async def test_sqlite_units_of_work_cannot_nest(tmp_path: Any) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'nest.db'}"
+    await upgrade(url)
+    factory = create_uow_factory(url)
+    try:
+        async with factory():
+            with pytest.raises(RuntimeError, match="already open"):
+                async with factory():
+                    pass
+        async with factory() as uow:  # and the factory still works afterwards
+            await uow.commit()
+    finally:
+        await factory.close()

@@ -90,13 +90,6 @@ def test_unknown_models_fall_back_and_say_so() -> None:
     assert counter.encoding_name == "o200k_base" and not counter.exact
 
 
-def test_truncate_is_token_exact() -> None:
-    counter = TokenCounter("gpt-4o")
-    text = "The quick brown fox jumps over the lazy dog. " * 20
-    assert counter.count_text(counter.truncate(text, 17)) == 17
-    assert counter.truncate("short", 100) == "short"
-
-
 def test_loading_never_touches_the_network(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:

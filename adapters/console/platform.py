@@ -9,15 +9,13 @@ from typing import TextIO
 from core.counter import CounterView, counter_text
 from core.models import Challenge, Interview, Turn, Workspace
 
-_USER = re.compile(r"<@([^>|]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([^>|]+)(?:\|[^>]*)?>")
 _DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
 _CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 
 
 def plain(text: str) -> str:
-    """Chat markup as console text: ``<@me>`` -> ``me``, ``<#C1>`` -> ``#C1``, `code` -> code."""
-    text = _USER.sub(r"\1", text)
+    """Chat markup as console text: ``<#C1>`` -> ``#C1``, `code` -> code."""
     text = _CHANNEL.sub(r"#\1", text)
     text = _DATE.sub(r"\1", text)
     return _CODE_SPAN.sub(r"\1", text)
@@ -53,6 +51,13 @@ class ConsolePlatform:
 
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out
+
+    def mention(self, user_id: str) -> str:
+        """People are plain names in the console."""
+        return user_id
+
+    def counter_refresh_s(self, view: CounterView) -> float | None:
+        return None  # a counter line is printed whenever something changes
 
     @property
     def out(self) -> TextIO:

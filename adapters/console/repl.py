@@ -67,7 +67,7 @@ class ConsoleSession:
         self.out.flush()
 
     async def _running(self) -> list[Interview]:
-        return await self.service.store.list_open(self.workspace.id)
+        return await self.service.queries.open_interviews(self.workspace.id)
 
     def _describe(self, interview: Interview) -> str:
         left = format_duration(interview.seconds_left(self.service.clock.now()))
@@ -90,7 +90,7 @@ class ConsoleSession:
         """If the current interview has ended, move to a running one (and say so)."""
         if self.current is None:
             return
-        fresh = await self.service.store.get_interview(self.current.id)
+        fresh = await self.service.queries.interview(self.current.id)
         if fresh is not None and fresh.is_open:
             self.current = fresh
             return
@@ -144,7 +144,7 @@ class ConsoleSession:
                 resolve_user=resolve_console_user,
             )
             if command.name == "start" and command.candidate:
-                self.current = await self.service.store.find_open_for_candidate(
+                self.current = await self.service.queries.for_candidate(
                     self.workspace.id, command.candidate
                 )
         except DomainError as exc:
@@ -155,7 +155,7 @@ class ConsoleSession:
         if self.current is None or self.current.room_key is None:
             self.say("No interview is running. Start one with /interview start me 10m 5k two-sum")
             return
-        await self.service.handle_message(
+        await self.service.turns.handle_message(
             "console",
             self.current.room_key,
             self.current.candidate_id,
@@ -175,7 +175,7 @@ async def run_console(
     """Run until end of input, ``/quit`` or Ctrl-C (which also stops a reply in progress;
     the interrupted turn is recorded and charged what it cost)."""
     stream = out or sys.stdout
-    workspace = await service.store.get_or_create_workspace("console", "local")
+    workspace = await service.queries.workspace("console", "local")
     session = ConsoleSession(service, workspace, stream)
     session.say(BANNER)
     await session.greet()

@@ -1,28 +1,52 @@
-"""The ``/interview`` command group with typed options (a discord.py app-command cog)."""
+"""The ``/interview`` command group with typed options (a discord.py app-command group).
+
+What every sub-command shares runs in discord.py's own hooks of the group (see
+``discord/app_commands/commands.py`` and ``tree.py`` of discord.py 2.7):
+
+* :meth:`InterviewCommands.interaction_check` runs before each sub-command's callback
+  (``Command._invoke_with_namespace`` -> ``_check_can_run``), also for ``config ...`` (the
+  binding's check runs after the subgroup's), and never for autocomplete. It defers the
+  answer (ephemeral) first thing, within Discord's 3 s, then resolves workspace and actor
+  once and stashes them on ``interaction.extras``.
+* :meth:`InterviewCommands.on_error` receives what a sub-command raised, wrapped in
+  ``CommandInvokeError`` (``Command._do_call``), and whatever ``AppCommandError`` the check
+  raised. A non-``AppCommandError`` raised in a check is not caught by discord.py at all
+  (``CommandTree._call`` catches ``AppCommandError`` only), so the check wraps its failures
+  in :class:`CheckError`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import discord
 from discord import app_commands
 
+from adapters.discord.access import Access
+from adapters.discord.inflight import InFlight
 from core.commands import HELP_TEXT, Command
 from core.dispatch import run_command
 from core.errors import DomainError, InvalidInput, NotAuthorized
 from core.models import Actor, Workspace
-
-if TYPE_CHECKING:
-    from adapters.discord.runner import DiscordAdapter
+from core.service import InterviewService
 
 log = logging.getLogger(__name__)
 
 Minutes = app_commands.Range[int, 1, 1440]
 Tokens = app_commands.Range[int, 1, 10_000_000]
 FAILURE = "Something went wrong on our side; nothing was changed. Please try again."
+NOT_INTERVIEWER = (
+    "Only interviewers can do that: members with Manage Server or the interviewer role."
+)
+QUIET = discord.AllowedMentions.none()
+
+# Sub-commands anyone in the server may run (the rest are for interviewers).
+EVERYONE: dict[Any, Any] = {"everyone": True}
+# Where interaction_check leaves what it resolved for the sub-command.
+WORKSPACE = "interview_buddy.workspace"
+ACTOR = "interview_buddy.actor"
 
 DISCORD_HELP = (
     HELP_TEXT.replace(
@@ -40,54 +64,111 @@ DISCORD_HELP = (
 )
 
 
+class CheckError(app_commands.CheckFailure):
+    """:meth:`InterviewCommands.interaction_check` did not let the command run;
+    ``original`` says why (a :class:`DomainError` is shown to the user)."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+class NotAcknowledged(app_commands.CheckFailure):
+    """Discord refused the defer: the interaction expired (10062) or was acknowledged
+    already (40060: another bot process answered it). Nothing more can be sent for it."""
+
+
+async def answer(interaction: discord.Interaction[Any], text: str) -> None:
+    """A private answer: the follow-up of the defer, or the first response if none was sent."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=QUIET)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=QUIET)
+
+
+def context(interaction: discord.Interaction[Any]) -> tuple[Workspace, Actor]:
+    """What :meth:`InterviewCommands.interaction_check` resolved for this interaction."""
+    return interaction.extras[WORKSPACE], interaction.extras[ACTOR]
+
+
 class InterviewCommands(app_commands.Group):
     """``/interview start|extend|pause|resume|end|status|challenges|help|config ...``"""
 
     config = app_commands.Group(name="config", description="Configure Interview Buddy here")
 
-    def __init__(self, adapter: DiscordAdapter) -> None:
-        super().__init__(name="interview", description="AI-assisted technical interviews")
-        self.adapter = adapter
-
-    async def _run(
-        self,
-        interaction: discord.Interaction[Any],
-        work: Callable[[Workspace, Actor], Awaitable[str]],
-        *,
-        interviewers_only: bool = True,
+    def __init__(
+        self, service: InterviewService, access: Access, inflight: InFlight | None = None
     ) -> None:
-        """Defer (ephemeral) within Discord's 3 s, do the work, answer privately."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        super().__init__(name="interview", description="AI-assisted technical interviews")
+        self.service = service
+        self.access = access
+        self.inflight = inflight or InFlight()
+
+    # ------------------------------------------------------------------ the hooks
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Defer within 3 s, resolve workspace and actor once, refuse non-interviewers."""
+        self.inflight.interaction()  # the task runs the check, the command and on_error
         try:
-            workspace, actor = await self.adapter.identify(interaction)
-            if interviewers_only and not actor.is_interviewer:
-                raise NotAuthorized(
-                    "Only interviewers can do that: members with Manage Server or the "
-                    "interviewer role."
-                )
-            reply = await work(workspace, actor)
-        except DomainError as exc:
-            reply = f"❌ {exc}"
-        except Exception:
-            log.exception(
-                "/interview %s failed", interaction.command.name if interaction.command else "?"
-            )
-            reply = FAILURE
-        await interaction.followup.send(
-            reply, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-        )
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        except discord.HTTPException as exc:
+            raise NotAcknowledged(str(exc)) from exc
+        try:
+            workspace, actor = await self.access.identify(interaction)
+        except Exception as exc:
+            raise CheckError(exc) from exc
+        command = interaction.command
+        for_everyone = command is not None and command.extras.get("everyone", False)
+        if not actor.is_interviewer and not for_everyone:
+            raise CheckError(NotAuthorized(NOT_INTERVIEWER))
+        interaction.extras[WORKSPACE] = workspace
+        interaction.extras[ACTOR] = actor
+        return True
+
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError, /
+    ) -> None:
+        """A refusal becomes a private "❌ …"; anything else the generic failure, logged."""
+        name = interaction.command.qualified_name if interaction.command else "interview"
+        if isinstance(error, NotAcknowledged):
+            log.info("/%s not answered: %s", name, error)
+            return
+        original: BaseException = error
+        if isinstance(error, app_commands.CommandInvokeError | CheckError):
+            original = error.original
+        if isinstance(original, DomainError):
+            text = f"❌ {original}"
+        else:
+            log.error("/%s failed", name, exc_info=original)
+            text = FAILURE
+        try:
+            await answer(interaction, text)
+        except discord.HTTPException:
+            log.warning("could not answer /%s", name, exc_info=True)
+
+    # ------------------------------------------------------------------ helpers
 
     async def _dispatch(
         self,
-        workspace: Workspace,
-        actor: Actor,
+        interaction: discord.Interaction[Any],
         command: Command,
         platform_data: dict[str, Any] | None = None,
-    ) -> str:
+    ) -> None:
         """The same command logic as Slack and the console (core.dispatch)."""
-        return await run_command(
-            self.adapter.service, workspace, actor, command, platform_data=platform_data
+        workspace, actor = context(interaction)
+        reply = await run_command(
+            self.service, workspace, actor, command, platform_data=platform_data
         )
+        await answer(interaction, reply)
+
+    async def _configure(
+        self, interaction: discord.Interaction[Any], key: str, value: str, reply: str
+    ) -> None:
+        workspace, _ = context(interaction)
+        await self.service.queries.update_settings(workspace, **{key: value})
+        await answer(interaction, reply)
+
+    # ------------------------------------------------------------------ commands
 
     @app_commands.command(name="start", description="Start an interview in a private thread")
     @app_commands.describe(
@@ -104,27 +185,28 @@ class InterviewCommands(app_commands.Group):
         tokens: Tokens | None = None,
         challenge: str | None = None,
     ) -> None:
-        async def work(workspace: Workspace, actor: Actor) -> str:
-            if candidate.bot:
-                raise InvalidInput("The candidate must be a person, not a bot.")
-            parent = await self.adapter.interview_parent(workspace, interaction)
-            command = Command(
-                "start",
-                candidate=str(candidate.id),
-                seconds=minutes * 60 if minutes else None,
-                tokens=tokens,
-                challenge=challenge,
-            )
-            return await self._dispatch(workspace, actor, command, {"parent_channel": str(parent)})
-
-        await self._run(interaction, work)
+        if candidate.bot:
+            raise InvalidInput("The candidate must be a person, not a bot.")
+        workspace, _ = context(interaction)
+        parent = self.access.interview_parent(workspace, interaction)
+        command = Command(
+            "start",
+            candidate=str(candidate.id),
+            seconds=minutes * 60 if minutes else None,
+            tokens=tokens,
+            challenge=challenge,
+        )
+        await self._dispatch(interaction, command, {"parent_channel": str(parent)})
 
     @start.autocomplete("challenge")
     async def challenge_choices(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        workspace = await self.adapter.workspace(interaction)
-        found = await self.adapter.service.challenges.list(workspace.id)
+        # Autocomplete skips interaction_check (CommandTree._call -> _invoke_autocomplete).
+        workspace_id = None
+        if interaction.guild_id is not None:
+            workspace_id = (await self.access.workspace(interaction)).id
+        found = await self.service.queries.challenges(workspace_id)
         needle = current.lower()
         return [
             app_commands.Choice(name=f"{c.title} ({c.difficulty})"[:100], value=c.slug)
@@ -146,56 +228,33 @@ class InterviewCommands(app_commands.Group):
             seconds=minutes * 60 if minutes else None,
             tokens=tokens,
         )
-        await self._run(interaction, lambda ws, actor: self._dispatch(ws, actor, command))
+        await self._dispatch(interaction, command)
 
     @app_commands.command(name="pause", description="Stop the clock")
     async def pause(self, interaction: discord.Interaction[Any], candidate: discord.User) -> None:
-        await self._lifecycle(interaction, candidate, "pause")
+        await self._dispatch(interaction, Command("pause", candidate=str(candidate.id)))
 
     @app_commands.command(name="resume", description="Restart the clock")
     async def resume(self, interaction: discord.Interaction[Any], candidate: discord.User) -> None:
-        await self._lifecycle(interaction, candidate, "resume")
+        await self._dispatch(interaction, Command("resume", candidate=str(candidate.id)))
 
     @app_commands.command(name="end", description="End an interview now")
     async def end(self, interaction: discord.Interaction[Any], candidate: discord.User) -> None:
-        await self._lifecycle(interaction, candidate, "end")
-
-    async def _lifecycle(
-        self, interaction: discord.Interaction[Any], candidate: discord.User, action: str
-    ) -> None:
-        command = Command(action, candidate=str(candidate.id))
-        await self._run(interaction, lambda ws, actor: self._dispatch(ws, actor, command))
+        await self._dispatch(interaction, Command("end", candidate=str(candidate.id)))
 
     @app_commands.command(name="status", description="Your running interviews")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
-        await self._run(interaction, lambda ws, actor: self._dispatch(ws, actor, Command("status")))
+        await self._dispatch(interaction, Command("status"))
 
-    @app_commands.command(name="challenges", description="The challenge library")
+    @app_commands.command(name="challenges", description="The challenge library", extras=EVERYONE)
     async def challenges(self, interaction: discord.Interaction[Any]) -> None:
-        await self._run(
-            interaction,
-            lambda ws, actor: self._dispatch(ws, actor, Command("challenges")),
-            interviewers_only=False,
-        )
+        await self._dispatch(interaction, Command("challenges"))
 
-    @app_commands.command(name="help", description="How to use Interview Buddy")
+    @app_commands.command(name="help", description="How to use Interview Buddy", extras=EVERYONE)
     async def help(self, interaction: discord.Interaction[Any]) -> None:
-        async def work(workspace: Workspace, actor: Actor) -> str:
-            return DISCORD_HELP
-
-        await self._run(interaction, work, interviewers_only=False)
+        await answer(interaction, DISCORD_HELP)
 
     # ------------------------------------------------------------------ config
-
-    async def _configure(
-        self, interaction: discord.Interaction[Any], key: str, value: str, reply: str
-    ) -> None:
-        async def work(workspace: Workspace, actor: Actor) -> str:
-            workspace.settings = {**workspace.settings, key: value}
-            await self.adapter.service.store.save_workspace(workspace)
-            return reply
-
-        await self._run(interaction, work)
 
     @config.command(name="channel", description="Where evaluations are posted")
     async def config_channel(
@@ -235,10 +294,7 @@ class InterviewCommands(app_commands.Group):
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            await interaction.response.send_message(
-                f"❌ `{timezone}` is not a time zone like Europe/Berlin.", ephemeral=True
-            )
-            return
+            raise InvalidInput(f"`{timezone}` is not a time zone like Europe/Berlin.") from None
         await self._configure(
             interaction, "timezone", timezone, f"Team time zone set to {timezone}."
         )

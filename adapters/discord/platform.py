@@ -7,7 +7,7 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from adapters.discord.embeds import challenge_embed, counter_embed
 from adapters.discord.views import ButtonHandler, ControlsView
 from adapters.paced_reply import PacedReply
 from core.counter import CounterView
+from core.lifecycle import Control
 from core.models import Challenge, Interview, Status, Turn, Workspace
 
 log = logging.getLogger(__name__)
@@ -60,19 +61,26 @@ UNKNOWN_MESSAGE = 10008
 REPOST_ON = frozenset({EDITS_EXHAUSTED, UNKNOWN_MESSAGE})
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Posted:
-    """Which message is the live counter, and when it was posted (our wall clock)."""
+    """Which message is the live counter, and when it was posted (wall clock)."""
 
     message_id: int
     posted_at: float
+
+    @classmethod
+    def stored(cls, data: dict[str, Any]) -> _Posted | None:
+        """The counter ``platform_data`` names (as the engine stored it last)."""
+        if not data.get("counter_message"):
+            return None
+        return cls(int(data["counter_message"]), float(data.get("counter_posted_at", 0)))
 
 
 @dataclass
 class _Counter:
     """One interview's counter: the latest state wanted, the task that applies it, and the
-    message it lives in now (which wins over ``platform_data``: the editor may re-post after
-    the engine saved)."""
+    message it lives in now as this process knows it (the editor may re-post after the
+    engine saved; another process may have re-posted since: the newer post wins)."""
 
     live: _Posted | None = None
     pending: tuple[discord.Embed, Status] | None = None
@@ -89,12 +97,14 @@ class DiscordPlatform:
         self,
         client: discord.Client,
         button_handler: ButtonHandler,
+        controls: Sequence[Control],
         *,
         edit_interval_s: float = 1.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.button_handler = button_handler
+        self.controls = tuple(controls)
         self.edit_interval_s = edit_interval_s
         self.wall_clock = wall_clock
         self._counters: dict[str, _Counter] = {}
@@ -104,8 +114,18 @@ class DiscordPlatform:
         found = self.client.get_channel(channel_id)
         return found if found is not None else await self.client.fetch_channel(channel_id)
 
+    def mention(self, user_id: str) -> str:
+        return f"<@{user_id}>"
+
+    def counter_refresh_s(self, view: CounterView) -> float | None:
+        """Never on a timer: the relative timestamp ``<t:…:R>`` counts down by itself in
+        every client; the counter is redrawn when something changes."""
+        return None
+
     def _controls(self, status: Status) -> ControlsView | None:
-        return None if status is Status.ENDED else ControlsView(self.button_handler, status)
+        if status is Status.ENDED:
+            return None
+        return ControlsView(self.button_handler, self.controls, status)
 
     async def open_room(
         self, interview: Interview, challenge: Challenge, view: CounterView
@@ -120,8 +140,8 @@ class DiscordPlatform:
         for user_id in (interview.candidate_id, interview.interviewer_id):
             await thread.add_user(discord.Object(id=int(user_id)))
         await thread.send(
-            f"<@{interview.candidate_id}>, your interview starts now. "
-            f"<@{interview.interviewer_id}> is your interviewer.",
+            f"{self.mention(interview.candidate_id)}, your interview starts now. "
+            f"{self.mention(interview.interviewer_id)} is your interviewer.",
             embed=challenge_embed(challenge, interview.candidate_id),
         )
         counter = await thread.send(embed=counter_embed(view), view=self._controls(view.status))
@@ -135,24 +155,25 @@ class DiscordPlatform:
     # ------------------------------------------------------------------ the counter
 
     def _counter(self, interview: Interview) -> _Counter:
-        """This interview's counter state; what we know of the live message wins over
-        ``platform_data`` and is copied into it, so the engine persists it on this refresh."""
+        """This interview's counter state, in step with ``platform_data`` (see :meth:`_sync`)."""
         state = self._counters.setdefault(interview.id, _Counter())
         self._sync(interview, state)
         return state
 
     @staticmethod
     def _sync(interview: Interview, state: _Counter) -> None:
+        """The newer of the two posts wins: ours is copied into ``platform_data`` (the engine
+        persists it on this refresh), or a newer stored one (another process re-posted)
+        replaces what this process remembered."""
         data = interview.platform_data
-        if state.live is None:
-            if data.get("counter_message"):
-                state.live = _Posted(
-                    int(data["counter_message"]), float(data.get("counter_posted_at", 0))
-                )
-            return
-        data.update(
-            counter_message=str(state.live.message_id), counter_posted_at=state.live.posted_at
-        )
+        stored = _Posted.stored(data)
+        if state.live is None or (stored is not None and stored.posted_at > state.live.posted_at):
+            state.live = stored
+        elif state.live != stored:
+            data.update(
+                counter_message=str(state.live.message_id),
+                counter_posted_at=state.live.posted_at,
+            )
 
     def _too_old(self, state: _Counter) -> bool:
         return state.live is None or self.wall_clock() - state.live.posted_at > COUNTER_MAX_AGE_S

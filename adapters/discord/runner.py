@@ -1,4 +1,11 @@
-"""The Discord adapter: an AutoShardedClient with the /interview group and persistent buttons."""
+"""The Discord adapter: an AutoShardedClient with the /interview group and persistent buttons.
+
+Several processes may run the same bot: each owns some shards (``DISCORD_SHARD_COUNT``,
+``DISCORD_SHARD_IDS``), and during a rolling restart two may see the same event. The
+engine makes that safe (a message is stored once by its id; ticks and closings are jobs
+claimed in the database); an interaction is handled by whichever process acknowledges it
+first (Discord refuses the second acknowledgement with 40060).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +16,18 @@ from typing import Any
 
 import aiohttp
 import discord
+import yarl
 from aiohttp import web
 from discord import app_commands
 from pydantic import SecretStr
 
 from adapters.discord import views
-from adapters.discord.commands import FAILURE, InterviewCommands
+from adapters.discord.access import Access
+from adapters.discord.commands import FAILURE, InterviewCommands, answer
+from adapters.discord.inflight import InFlight
 from adapters.discord.platform import DiscordPlatform
-from core.errors import DomainError, InvalidInput, StartupError
-from core.models import Actor, Workspace
+from core.errors import DomainError, NotFound, StartupError
+from core.lifecycle import controls
 from core.service import InterviewService
 
 log = logging.getLogger(__name__)
@@ -59,10 +69,21 @@ class DiscordConfig:
     guild_ids: tuple[int, ...] = ()
     interview_channel: str | None = None  # id or name
     interviewer_role: str | None = None  # id or name
+    shard_count: int | None = None  # all shards of the bot (None: as Discord recommends)
+    shard_ids: tuple[int, ...] | None = None  # the shards this process owns (None: all)
+
+    def sharding(self) -> dict[str, Any]:
+        """``AutoShardedClient`` options for the shards this process owns."""
+        options: dict[str, Any] = {}
+        if self.shard_count is not None:
+            options["shard_count"] = self.shard_count
+        if self.shard_ids is not None:
+            options["shard_ids"] = list(self.shard_ids)
+        return options
 
 
 class InterviewBot(discord.AutoShardedClient):
-    """The discord.py client; AutoSharded so the gateway URL comes from GET /gateway/bot."""
+    """The discord.py client; AutoSharded, so one process can own several shards (or some)."""
 
     def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
         intents = discord.Intents.default()
@@ -75,9 +96,10 @@ class InterviewBot(discord.AutoShardedClient):
         self.live_shards: set[int] = set()
 
     async def setup_hook(self) -> None:
-        # Buttons of counters posted before a restart keep working.
-        self.add_view(views.ControlsView(self.adapter.on_button))
-        self.tree.add_command(InterviewCommands(self.adapter))
+        # Buttons of counters posted before a restart (or by another process) keep working.
+        adapter = self.adapter
+        self.add_view(views.ControlsView(adapter.on_button, adapter.controls))
+        self.tree.add_command(InterviewCommands(adapter.service, adapter.access, adapter.inflight))
         guild_ids = self.adapter.guild_ids
         if guild_ids:
             for guild_id in guild_ids:
@@ -126,10 +148,17 @@ class DiscordAdapter:
         self.config = config
         self.service = service
         self.guild_ids = list(config.guild_ids)
+        self.controls = controls(service.config)
+        self.inflight = InFlight()
+        self.access = Access(
+            service,
+            interviewer_role=config.interviewer_role,
+            interview_channel=config.interview_channel,
+        )
         quiet_voice_warnings()  # before the client: discord.Client warns in __init__
-        self.client = InterviewBot(self, **(client_options or {}))
+        self.client = InterviewBot(self, **config.sharding(), **(client_options or {}))
         self.platform = DiscordPlatform(
-            self.client, self.on_button, edit_interval_s=edit_interval_s
+            self.client, self.on_button, self.controls, edit_interval_s=edit_interval_s
         )
         self._connection: asyncio.Task[None] | None = None
 
@@ -144,10 +173,13 @@ class DiscordAdapter:
         discord.http.Route.BASE = base
         try:
             await self.client.login(self.config.bot_token.get_secret_value())
+            await self._use_gateway_of_the_api()
         except BaseException as exc:
             await self.client.close()  # the HTTP session and its connector
             if isinstance(exc, StartupError):
                 raise
+            if isinstance(exc, discord.GatewayNotFound) and exc.__cause__ is not None:
+                exc = exc.__cause__  # the HTTPException of GET /gateway/bot
             if isinstance(exc, discord.LoginFailure):
                 raise StartupError(
                     "Discord rejected DISCORD_BOT_TOKEN (401 Unauthorized): check the bot token"
@@ -170,6 +202,15 @@ class DiscordAdapter:
         self._connection = asyncio.create_task(self.client.connect(reconnect=True))
         self._connection.add_done_callback(self._connection_ended)
 
+    async def _use_gateway_of_the_api(self) -> None:
+        """Connect to the gateway ``GET /gateway/bot`` names, also where discord.py would
+        not ask: with a fixed ``shard_count`` it skips the request, and every re-identify
+        (after an invalid session, or a shard that never connected) goes to the class
+        attribute ``DiscordWebSocket.DEFAULT_GATEWAY`` (``wss://gateway.discord.gg/``),
+        whatever ``DISCORD_API_BASE`` says. Like ``Route.BASE`` it is process-wide."""
+        _, url, _ = await self.client.http.get_bot_gateway()
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+
     def _connection_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return
@@ -182,7 +223,8 @@ class DiscordAdapter:
             )
 
     async def is_ready(self) -> bool:
-        """Every shard's gateway connection is up now (not: was up once).
+        """Every shard this process owns has its gateway connection up now (not: was up
+        once). Shards other processes own (``DISCORD_SHARD_IDS``) are theirs to report.
 
         ``client.is_ready()`` stays true from the first READY until ``close()``, even while the
         gateway is down and reconnects fail; a shard's socket (``ShardInfo.is_closed()``) and its
@@ -206,7 +248,11 @@ class DiscordAdapter:
         await self.client.wait_until_ready()
 
     async def stop(self) -> None:
+        # Handlers first, while Discord and the engine are still there to record the end
+        # (e.g. a reply cut short), then once more for any that began meanwhile.
+        await self.inflight.end()
         await self.client.close()
+        await self.inflight.end()
         task = self._connection
         if task is not None and not task.done():
             # A shard that never connected retries every 5 s and never sees the close.
@@ -217,68 +263,15 @@ class DiscordAdapter:
     async def handle_http(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text="Discord talks to the bot over the gateway")
 
-    # ------------------------------------------------------------------ who is who
-
-    async def workspace(self, interaction: discord.Interaction[Any]) -> Workspace:
-        if interaction.guild_id is None:
-            raise InvalidInput("Use Interview Buddy inside a server, not in DMs.")
-        return await self.service.store.get_or_create_workspace(
-            "discord", str(interaction.guild_id)
-        )
-
-    async def identify(self, interaction: discord.Interaction[Any]) -> tuple[Workspace, Actor]:
-        workspace = await self.workspace(interaction)
-        return workspace, Actor(
-            str(interaction.user.id), self.is_interviewer(workspace, interaction.user)
-        )
-
-    def is_interviewer(self, workspace: Workspace, user: discord.User | discord.Member) -> bool:
-        """Manage Server, the interviewer role (settings or DISCORD_INTERVIEWER_ROLE)."""
-        if str(user.id) in workspace.settings.get("interviewers", []):
-            return True
-        if not isinstance(user, discord.Member):
-            return False
-        if user.guild_permissions.manage_guild:
-            return True
-        wanted = {
-            workspace.settings.get("interviewer_role"),
-            self.config.interviewer_role,
-        }
-        wanted.discard(None)
-        return any(str(role.id) in wanted or role.name in wanted for role in user.roles)
-
-    async def interview_parent(
-        self, workspace: Workspace, interaction: discord.Interaction[Any]
-    ) -> int:
-        """Where private threads open: configured channel, DISCORD_INTERVIEW_CHANNEL, or here."""
-        guild = interaction.guild
-        for wanted in (
-            workspace.settings.get("interview_channel"),
-            self.config.interview_channel,
-        ):
-            if not wanted:
-                continue
-            if str(wanted).isdigit():
-                return int(wanted)
-            if guild is not None:
-                for text_channel in guild.text_channels:
-                    if text_channel.name == str(wanted).lstrip("#"):
-                        return text_channel.id
-        channel = interaction.channel
-        if isinstance(channel, discord.TextChannel):
-            return channel.id
-        if isinstance(channel, discord.Thread) and channel.parent_id:
-            return channel.parent_id
-        raise InvalidInput(
-            "Run this in a text channel, or set one with `/interview config interview_channel`."
-        )
-
     # ------------------------------------------------------------------ events
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or not isinstance(message.channel, discord.Thread):
             return
-        await self.service.handle_message(
+        self.inflight.message()
+        # Every process that sees the event may pass it on: the turn is stored once by its
+        # message id, so it is answered and charged once.
+        await self.service.turns.handle_message(
             "discord",
             str(message.channel.id),
             str(message.author.id),
@@ -286,29 +279,29 @@ class DiscordAdapter:
             message.content,
         )
 
-    async def on_button(self, interaction: discord.Interaction[Any], custom_id: str) -> None:
-        """A click on a counter's button: interviewers only; anyone else is refused privately."""
-        await interaction.response.defer(ephemeral=True, thinking=False)
-        service = self.service
+    async def on_button(self, interaction: discord.Interaction[Any], name: str) -> None:
+        """A click on a counter's button (``name``: an engine control): interviewers only;
+        anyone else is refused privately."""
+        self.inflight.interaction()
         try:
-            workspace, actor = await self.identify(interaction)
-            interview = await service.store.find_by_room("discord", str(interaction.channel_id))
+            await interaction.response.defer(ephemeral=True, thinking=False)
+        except discord.HTTPException as exc:
+            # Expired (10062), or another process acknowledged it first (40060): theirs.
+            log.info("button %s not answered: %s", name, exc)
+            return
+        try:
+            workspace, actor = await self.access.identify(interaction)
+            interview = await self.service.queries.by_room("discord", str(interaction.channel_id))
             if interview is None or interview.workspace_id != workspace.id:
-                raise DomainError("This interview no longer exists.")
-            if custom_id == views.EXTEND_TIME:
-                await service.extend(actor, interview.id, seconds=600)
-            elif custom_id == views.EXTEND_TOKENS:
-                await service.extend(actor, interview.id, tokens=5000)
-            elif custom_id == views.PAUSE:
-                await service.pause(actor, interview.id)
-            elif custom_id == views.RESUME:
-                await service.resume(actor, interview.id)
-            elif custom_id == views.END:
-                await service.end(actor, interview.id)
-            else:
-                raise DomainError("Unknown button.")
+                raise NotFound("This interview no longer exists.")
+            await self.service.lifecycle.control(actor, interview.id, name)
+            return  # done: the counter shows it, nothing to say
         except DomainError as exc:
-            await interaction.followup.send(f"❌ {exc}", ephemeral=True)
+            text = f"❌ {exc}"
         except Exception:
-            log.exception("button %s failed", custom_id)
-            await interaction.followup.send(FAILURE, ephemeral=True)
+            log.exception("button %s failed", name)
+            text = FAILURE
+        try:
+            await answer(interaction, text)
+        except discord.HTTPException:
+            log.warning("could not answer the click on %s", name, exc_info=True)

@@ -1,49 +1,74 @@
-"""Persistent interviewer buttons: stable custom ids, no timeout, re-registered at start-up."""
+"""Persistent interviewer buttons: stable custom ids, no timeout, re-registered at start-up.
+
+The buttons are the engine's controls (``core.lifecycle.controls``): labels come from the
+engine's amounts, custom ids are ``ib:<control name>``. Those ids are what Discord stores in
+messages already posted, so they must never change: counters posted before a restart (or
+by another process) keep working.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import discord
 
+from core.lifecycle import Control
 from core.models import Status
 
-EXTEND_TIME = "ib:extend_time"
-EXTEND_TOKENS = "ib:extend_tokens"
-PAUSE = "ib:pause"
-RESUME = "ib:resume"
-END = "ib:end"
+PREFIX = "ib:"
+
+
+def custom_id(name: str) -> str:
+    """The Discord custom id of an engine control."""
+    return f"{PREFIX}{name}"
+
+
+def control_name(custom: str) -> str | None:
+    """The engine control a custom id names (None for ids that are not ours)."""
+    return custom[len(PREFIX) :] if custom.startswith(PREFIX) else None
+
+
+EXTEND_TIME = custom_id("extend_time")
+EXTEND_TOKENS = custom_id("extend_tokens")
+PAUSE = custom_id("pause")
+RESUME = custom_id("resume")
+END = custom_id("end")
 
 ButtonHandler = Callable[[discord.Interaction[Any], str], Awaitable[None]]
 
-_BUTTONS = (
-    (EXTEND_TIME, "+10 min", discord.ButtonStyle.secondary),
-    (EXTEND_TOKENS, "+5k tokens", discord.ButtonStyle.secondary),
-    (PAUSE, "Pause", discord.ButtonStyle.primary),
-    (RESUME, "Resume", discord.ButtonStyle.success),
-    (END, "End", discord.ButtonStyle.danger),
-)
+STYLES = {
+    "pause": discord.ButtonStyle.primary,
+    "resume": discord.ButtonStyle.success,
+    "end": discord.ButtonStyle.danger,
+}
+# Which control a state leaves out (there is nothing to pause while paused, and so on).
+HIDDEN = {Status.ACTIVE: "resume", Status.PAUSED: "pause"}
 
 
 class ControlButton(discord.ui.Button["ControlsView"]):
-    def __init__(self, custom_id: str, label: str, style: discord.ButtonStyle) -> None:
-        super().__init__(custom_id=custom_id, label=label, style=style)
+    def __init__(self, control: Control) -> None:
+        super().__init__(
+            custom_id=custom_id(control.name),
+            label=control.label,
+            style=STYLES.get(control.name, discord.ButtonStyle.secondary),
+        )
+        self.control = control
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        assert self.view is not None and self.custom_id is not None
-        await self.view.handler(interaction, self.custom_id)
+        assert self.view is not None
+        await self.view.handler(interaction, self.control.name)
 
 
 class ControlsView(discord.ui.View):
     """The buttons under a counter. With ``status=None`` every button (for registration)."""
 
-    def __init__(self, handler: ButtonHandler, status: Status | None = None) -> None:
+    def __init__(
+        self, handler: ButtonHandler, controls: Sequence[Control], status: Status | None = None
+    ) -> None:
         super().__init__(timeout=None)
         self.handler = handler
-        for custom_id, label, style in _BUTTONS:
-            if status is Status.PAUSED and custom_id == PAUSE:
-                continue
-            if status is Status.ACTIVE and custom_id == RESUME:
-                continue
-            self.add_item(ControlButton(custom_id, label, style))
+        hidden = HIDDEN.get(status) if status is not None else None
+        for control in controls:
+            if control.name != hidden:
+                self.add_item(ControlButton(control))

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from core.counter import CounterView, progress_bar
+from core.lifecycle import Control
 from core.models import Challenge, Status
 
 Block = dict[str, Any]
 
-EXTEND_TIME = "ib_extend_time"
-EXTEND_TOKENS = "ib_extend_tokens"
-PAUSE = "ib_pause"
-RESUME = "ib_resume"
-END = "ib_end"
+ACTION_PREFIX = "ib_"
 START_MODAL = "ib_start_modal"
+BUTTON_ICONS = {"pause": "⏸ ", "resume": "▶️ "}
 
 LEVEL_ICONS = {"ok": "🟢", "notice": "🟡", "warning": "🟠", "critical": "🔴"}
 
@@ -82,52 +81,56 @@ def counter_blocks(view: CounterView) -> list[Block]:
     ]
 
 
-def control_blocks(view: CounterView) -> list[Block]:
-    """Interviewer buttons; none once the interview has ended."""
+def action_id(control: str) -> str:
+    """The Block Kit action id of a counter button (``ib_pause``); stable, so the buttons of
+    messages posted long ago keep working."""
+    return f"{ACTION_PREFIX}{control}"
+
+
+def control_name(action: str) -> str:
+    """The control a button's action id names (``ib_pause`` -> ``pause``)."""
+    return action.removeprefix(ACTION_PREFIX)
+
+
+def control_blocks(view: CounterView, controls: Sequence[Control]) -> list[Block]:
+    """Interviewer buttons, labelled as the engine names them; none once it has ended.
+
+    Pause and resume share one place: the one that applies to the current status is shown.
+    """
     if view.status is Status.ENDED:
         return []
-    value = view.interview_id
-    toggle = (
-        {"action_id": RESUME, "text": "▶️ Resume"}
-        if view.status is Status.PAUSED
-        else {"action_id": PAUSE, "text": "⏸ Pause"}
-    )
-    buttons = [
-        {"action_id": EXTEND_TIME, "text": "+10 min"},
-        {"action_id": EXTEND_TOKENS, "text": "+5k tokens"},
-        toggle,
-    ]
-    elements: list[Block] = [
-        {
+    hidden = "pause" if view.status is Status.PAUSED else "resume"
+    elements: list[Block] = []
+    for control in controls:
+        if control.name == hidden:
+            continue
+        button: Block = {
             "type": "button",
-            "action_id": b["action_id"],
-            "text": {"type": "plain_text", "text": b["text"]},
-            "value": value,
+            "action_id": action_id(control.name),
+            "text": {
+                "type": "plain_text",
+                "text": BUTTON_ICONS.get(control.name, "") + control.label,
+            },
+            "value": view.interview_id,
         }
-        for b in buttons
-    ]
-    elements.append(
-        {
-            "type": "button",
-            "action_id": END,
-            "style": "danger",
-            "text": {"type": "plain_text", "text": "End"},
-            "value": value,
-            "confirm": {
+        if control.name == "end":
+            button["style"] = "danger"
+            button["confirm"] = {
                 "title": {"type": "plain_text", "text": "End the interview?"},
                 "text": {"type": "plain_text", "text": "The candidate can't continue afterwards."},
                 "confirm": {"type": "plain_text", "text": "End it"},
                 "deny": {"type": "plain_text", "text": "Keep going"},
-            },
-        }
-    )
+            }
+        elements.append(button)
     return [
         {"type": "context", "elements": [_text("Interviewer controls (interviewers only):")]},
         {"type": "actions", "block_id": "controls", "elements": elements},
     ]
 
 
-def root_blocks(challenge: Challenge, view: CounterView) -> list[Block]:
+def root_blocks(
+    challenge: Challenge, view: CounterView, controls: Sequence[Control]
+) -> list[Block]:
     """The interview's root message: the challenge, then the live counter and controls."""
     description = challenge.description
     if len(description) > 2900:
@@ -152,7 +155,7 @@ def root_blocks(challenge: Challenge, view: CounterView) -> list[Block]:
         },
         {"type": "divider"},
         *counter_blocks(view),
-        *control_blocks(view),
+        *control_blocks(view, controls),
     ]
 
 

@@ -1,119 +1,270 @@
-"""Bolt listeners: ``/interview``, interviewer buttons, the start modal, thread messages.
+"""Bolt wiring: a middleware that resolves who is asking, and plain listener functions.
 
-Every listener acknowledges first (Slack wants an answer within 3 seconds) and works after.
+:func:`register` installs :func:`resolve_people` (``app.use``): for slash commands, button
+clicks and view submissions it puts the :class:`Workspace` and the :class:`Actor` into the
+Bolt context once, as ``context["workspace"]`` and ``context["actor"]``; Bolt injects them
+into listeners by parameter name, like its own arguments. Listeners are module functions
+whose dependencies (service, outbox, spawn) are keyword-only parameters bound by
+:func:`bind`. Every listener acknowledges first (Slack wants an answer within 3 seconds)
+and hands slow work to ``spawn``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.response import BoltResponse
 
 from adapters.slack import blocks
 from adapters.slack.mentions import channel_id, user_id
+from adapters.slack.outbox import SlackOutbox
+from adapters.slack.people import People
 from adapters.slack.platform import room_key
 from core.commands import parse_command
 from core.dispatch import run_command
 from core.errors import DomainError, InvalidInput
+from core.models import Actor, Workspace
 from core.parsing import parse_duration, parse_tokens
-
-if TYPE_CHECKING:
-    from adapters.slack.runner import SlackAdapter
+from core.service import InterviewService
 
 log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+Listener = Callable[..., Awaitable[Any]]
 
 # Message subtypes that are still a person writing in the thread.
 HUMAN_SUBTYPES = {None, "thread_broadcast", "file_share"}
 FAILURE = "Something went wrong on our side; nothing was changed. Please try again."
+ONLY_INTERVIEWERS = (
+    "Only interviewers can use this command. Ask a workspace admin to add you with "
+    "`/interview config interviewers @you`."
+)
 
 
-def register_listeners(adapter: SlackAdapter) -> None:
-    app = adapter.app
-    service = adapter.service
+def register(
+    app: AsyncApp,
+    *,
+    service: InterviewService,
+    outbox: SlackOutbox,
+    people: People,
+    spawn: Spawn,
+) -> None:
+    app.use(bind(resolve_people, people=people))
+    app.command("/interview")(bind(interview_command, service=service, outbox=outbox, spawn=spawn))
+    app.action(re.compile(f"^{blocks.ACTION_PREFIX}"))(
+        bind(interviewer_button, service=service, spawn=spawn)
+    )
+    app.view(blocks.START_MODAL)(
+        bind(start_modal_submitted, service=service, outbox=outbox, spawn=spawn)
+    )
+    app.event("message")(bind(thread_message, service=service, outbox=outbox))
 
-    @app.command("/interview")
-    async def interview_command(ack: Any, body: dict[str, Any], respond: Any) -> None:
-        text = str(body.get("text", "")).strip()
-        if text.lower() == "start":
-            await ack()
-            # The trigger id expires 3 s after the command: open the modal right away.
-            challenges = await service.challenges.list(None)
-            await adapter.outbox.call(
-                "views.open",
-                trigger_id=body["trigger_id"],
-                view=blocks.start_modal(
-                    service.config.time_limit_s // 60, service.config.token_budget, challenges
-                ),
-            )
-            return
-        await ack()
-        adapter.spawn(_run_text_command(adapter, body, text, respond))
 
-    @app.action(re.compile(r"^ib_"))
-    async def interviewer_button(
-        ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
-    ) -> None:
-        await ack()
-        adapter.spawn(_press_button(adapter, body, action, respond))
+def bind(listener: Listener, **dependencies: Any) -> Listener:
+    """``listener`` with its keyword-only ``dependencies`` filled in.
 
-    @app.view(blocks.START_MODAL)
-    async def start_modal_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = view["state"]["values"]
-        errors: dict[str, str] = {}
-        seconds = tokens = None
+    Bolt reads the parameters to inject through ``__wrapped__`` (the listener itself) and
+    skips keyword-only ones, so each remaining parameter must be a Bolt argument (``ack``,
+    ``body``, ...) or a context key (``workspace``, ``actor``).
+    """
+    bound = functools.partial(listener, **dependencies)
+    functools.update_wrapper(bound, listener)
+    return bound
+
+
+# ---------------------------------------------------------------------- middleware
+
+
+def _kind(body: Body) -> str | None:
+    """``command``, ``block_actions`` or ``view_submission``; None for anything else."""
+    if "command" in body:
+        return "command"
+    kind = body.get("type")
+    return str(kind) if kind in ("block_actions", "view_submission") else None
+
+
+async def resolve_people(
+    body: Body,
+    context: AsyncBoltContext,
+    resp: BoltResponse,
+    next_: Callable[[], Awaitable[None]],
+    *,
+    people: People,
+) -> BoltResponse:
+    """Put ``workspace`` and ``actor`` into the context of commands, clicks and submissions.
+
+    Events pass untouched (a thread message needs neither). If they can't be resolved (the
+    database is down, say) the request is answered here, with an apology.
+    """
+    kind = _kind(body)
+    if kind is not None:
         try:
-            seconds = parse_duration(str(values["duration"]["value"].get("value") or ""))
-        except InvalidInput as exc:
-            errors["duration"] = str(exc).replace("`", "")
+            team = context.team_id or (body.get("user") or {}).get("team_id")
+            user = context.user_id
+            if not team or not user:
+                raise ValueError("the request names no team or no user")
+            workspace = await people.workspace(str(team))
+            context["workspace"] = workspace
+            context["actor"] = await people.actor(workspace, str(user))
+        except Exception:
+            log.exception("could not tell who sent a Slack %s", kind)
+            return await _apologize(kind, context)
+    await next_()
+    return resp
+
+
+async def _apologize(kind: str, context: AsyncBoltContext) -> BoltResponse:
+    if kind == "command":
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": FAILURE})
+    if kind == "view_submission":
+        return BoltResponse(
+            status=200, body={"response_action": "errors", "errors": {"candidate": FAILURE}}
+        )
+    if context.respond is not None:
         try:
-            tokens = parse_tokens(str(values["tokens"]["value"].get("value") or ""))
-        except InvalidInput as exc:
-            errors["tokens"] = str(exc).replace("`", "")
-        workspace = await adapter.workspace(
-            body["team"]["id"] if body.get("team") else body["user"]["team_id"]
-        )
-        actor = await adapter.actor(workspace, body["user"]["id"])
-        if not actor.is_interviewer:
-            errors["candidate"] = "Only interviewers can start interviews."
-        if errors:
-            await ack(response_action="errors", errors=errors)
-            return
-        await ack()
-        candidate = values["candidate"]["value"]["selected_user"]
-        selected = values["challenge"]["value"].get("selected_option") or {}
-        adapter.spawn(
-            _start_from_modal(
-                adapter, workspace, actor, candidate, seconds, tokens, selected.get("value")
-            )
-        )
-
-    @app.event("message")
-    async def thread_message(event: dict[str, Any]) -> None:
-        # Our own chat.update calls come back as message_changed: dropped here, cheaply.
-        if event.get("subtype") not in HUMAN_SUBTYPES or event.get("bot_id"):
-            return
-        thread_ts, user = event.get("thread_ts"), event.get("user")
-        if not user or thread_ts == event.get("ts"):
-            return
-        if not thread_ts:
-            await _hint_thread(adapter, str(event["channel"]), str(user))
-            return
-        await service.handle_message(
-            "slack",
-            room_key(str(event["channel"]), str(thread_ts)),
-            str(user),
-            str(event["ts"]),  # the same on every redelivery: the de-duplication key
-            str(event.get("text", "")),
-        )
+            await context.respond(text=FAILURE, response_type="ephemeral", replace_original=False)
+        except Exception:
+            log.warning("could not tell the user that the click failed", exc_info=True)
+    return BoltResponse(status=200, body="")
 
 
-async def _hint_thread(adapter: SlackAdapter, channel: str, user: str) -> None:
+# ---------------------------------------------------------------------- listeners
+
+
+async def interview_command(
+    ack: AsyncAck,
+    body: Body,
+    respond: AsyncRespond,
+    workspace: Workspace,
+    actor: Actor,
+    *,
+    service: InterviewService,
+    outbox: SlackOutbox,
+    spawn: Spawn,
+) -> None:
+    """``/interview ...``; ``/interview start`` alone opens the start modal."""
+    text = str(body.get("text", "")).strip()
+    await ack()
+    if text.lower() != "start":
+        spawn(run_text_command(service, workspace, actor, text, respond))
+        return
+    if not actor.is_interviewer:
+        spawn(_reply(respond, f"❌ {ONLY_INTERVIEWERS}"))
+        return
+    # The trigger id expires 3 s after the command: open the modal right away.
+    try:
+        config = service.config
+        await outbox.call(
+            "views.open",
+            trigger_id=body["trigger_id"],
+            view=blocks.start_modal(
+                config.time_limit_s // 60,
+                config.token_budget,
+                await service.queries.challenges(workspace.id),
+            ),
+        )
+    except Exception:
+        log.exception("could not open the start modal")
+        spawn(_reply(respond, FAILURE))
+
+
+async def interviewer_button(
+    ack: AsyncAck,
+    action: Body,
+    respond: AsyncRespond,
+    workspace: Workspace,
+    actor: Actor,
+    *,
+    service: InterviewService,
+    spawn: Spawn,
+) -> None:
+    """A counter button (``ib_extend_time``, ``ib_pause``, ...)."""
+    await ack()
+    spawn(press_button(service, workspace, actor, action, respond))
+
+
+async def start_modal_submitted(
+    ack: AsyncAck,
+    view: Body,
+    workspace: Workspace,
+    actor: Actor,
+    *,
+    service: InterviewService,
+    outbox: SlackOutbox,
+    spawn: Spawn,
+) -> None:
+    """The start modal: errors go back into the modal, the start itself runs after the ack."""
+    values = view["state"]["values"]
+    errors: dict[str, str] = {}
+    seconds = tokens = None
+    try:
+        seconds = parse_duration(str(values["duration"]["value"].get("value") or ""))
+    except InvalidInput as exc:
+        errors["duration"] = str(exc).replace("`", "")
+    try:
+        tokens = parse_tokens(str(values["tokens"]["value"].get("value") or ""))
+    except InvalidInput as exc:
+        errors["tokens"] = str(exc).replace("`", "")
+    if not actor.is_interviewer:
+        errors["candidate"] = "Only interviewers can start interviews."
+    if errors:
+        await ack(response_action="errors", errors=errors)
+        return
+    await ack()
+    candidate = str(values["candidate"]["value"]["selected_user"])
+    selected = values["challenge"]["value"].get("selected_option") or {}
+    spawn(
+        start_from_modal(
+            service, outbox, workspace, actor, candidate, seconds, tokens, selected.get("value")
+        )
+    )
+
+
+async def thread_message(event: Body, *, service: InterviewService, outbox: SlackOutbox) -> None:
+    """A message in a group DM: the candidate's, in the interview thread, goes to the model."""
+    # Our own chat.update calls come back as message_changed: dropped here, cheaply.
+    if event.get("subtype") not in HUMAN_SUBTYPES or event.get("bot_id"):
+        return
+    thread_ts, user = event.get("thread_ts"), event.get("user")
+    if not user or thread_ts == event.get("ts"):
+        return
+    if not thread_ts:
+        await hint_thread(service, outbox, str(event["channel"]), str(user))
+        return
+    await service.turns.handle_message(
+        "slack",
+        room_key(str(event["channel"]), str(thread_ts)),
+        str(user),
+        str(event["ts"]),  # the same on every redelivery: the de-duplication key
+        str(event.get("text", "")),
+    )
+
+
+# ---------------------------------------------------------------------- the work
+
+
+async def _reply(respond: AsyncRespond, text: str) -> None:
+    await respond(text=text, response_type="ephemeral")
+
+
+async def hint_thread(
+    service: InterviewService, outbox: SlackOutbox, channel: str, user: str
+) -> None:
     """A candidate who writes beside the thread is shown, privately, where to write."""
-    for interview in await adapter.service.store.list_open():
+    for interview in await service.queries.open_interviews():
         data = interview.platform_data
         if interview.platform == "slack" and data.get("channel") == channel:
             if interview.candidate_id == user:
-                await adapter.outbox.call(
+                await outbox.call(
                     "chat.postEphemeral",
                     channel=channel,
                     user=user,
@@ -124,20 +275,19 @@ async def _hint_thread(adapter: SlackAdapter, channel: str, user: str) -> None:
             return
 
 
-async def _run_text_command(
-    adapter: SlackAdapter, body: dict[str, Any], text: str, respond: Any
+async def run_text_command(
+    service: InterviewService,
+    workspace: Workspace,
+    actor: Actor,
+    text: str,
+    respond: AsyncRespond,
 ) -> None:
     try:
-        workspace = await adapter.workspace(str(body["team_id"]))
-        actor = await adapter.actor(workspace, str(body["user_id"]))
         command = parse_command(text, user_id)
         if command.name not in ("help", "challenges") and not actor.is_interviewer:
-            raise DomainError(
-                "Only interviewers can use this command. Ask a workspace admin to add you with "
-                "`/interview config interviewers @you`."
-            )
+            raise DomainError(ONLY_INTERVIEWERS)
         reply = await run_command(
-            adapter.service,
+            service,
             workspace,
             actor,
             command,
@@ -149,33 +299,24 @@ async def _run_text_command(
     except Exception:
         log.exception("/interview %s failed", text.split(" ", 1)[0])
         reply = FAILURE
-    await respond(text=reply, response_type="ephemeral")
+    await _reply(respond, reply)
 
 
-async def _press_button(
-    adapter: SlackAdapter, body: dict[str, Any], action: dict[str, Any], respond: Any
+async def press_button(
+    service: InterviewService,
+    workspace: Workspace,
+    actor: Actor,
+    action: Body,
+    respond: AsyncRespond,
 ) -> None:
-    service = adapter.service
+    """The button's control, by the same rules as the commands (``lifecycle.control``)."""
     interview_id = str(action.get("value", ""))
     try:
-        workspace = await adapter.workspace(str(body["team"]["id"]))
-        actor = await adapter.actor(workspace, str(body["user"]["id"]))
-        interview = await service.store.get_interview(interview_id)
+        interview = await service.queries.interview(interview_id)
         if interview is None or interview.workspace_id != workspace.id:
             raise DomainError("That interview no longer exists.")
-        name = action["action_id"]
-        if name == blocks.EXTEND_TIME:
-            await service.extend(actor, interview_id, seconds=600)
-        elif name == blocks.EXTEND_TOKENS:
-            await service.extend(actor, interview_id, tokens=5000)
-        elif name == blocks.PAUSE:
-            await service.pause(actor, interview_id)
-        elif name == blocks.RESUME:
-            await service.resume(actor, interview_id)
-        elif name == blocks.END:
-            await service.end(actor, interview_id)
-        else:
-            raise DomainError("Unknown button.")
+        control = blocks.control_name(str(action["action_id"]))
+        await service.lifecycle.control(actor, interview_id, control)
     except DomainError as exc:
         await respond(text=f"❌ {exc}", response_type="ephemeral", replace_original=False)
     except Exception:
@@ -183,17 +324,18 @@ async def _press_button(
         await respond(text=FAILURE, response_type="ephemeral", replace_original=False)
 
 
-async def _start_from_modal(
-    adapter: SlackAdapter,
-    workspace: Any,
-    actor: Any,
+async def start_from_modal(
+    service: InterviewService,
+    outbox: SlackOutbox,
+    workspace: Workspace,
+    actor: Actor,
     candidate: str,
     seconds: int | None,
     tokens: int | None,
     challenge: str | None,
 ) -> None:
     try:
-        await adapter.service.start(
+        await service.lifecycle.start(
             workspace,
             actor,
             candidate,
@@ -203,9 +345,7 @@ async def _start_from_modal(
         )
     except DomainError as exc:
         # A modal has no channel to answer in: tell the interviewer in their DM with the app.
-        await adapter.outbox.post(
-            channel=actor.user_id, text=f"❌ Couldn't start the interview: {exc}"
-        )
+        await outbox.post(channel=actor.user_id, text=f"❌ Couldn't start the interview: {exc}")
     except Exception:
         log.exception("starting an interview from the modal failed")
-        await adapter.outbox.post(channel=actor.user_id, text=FAILURE)
+        await outbox.post(channel=actor.user_id, text=FAILURE)

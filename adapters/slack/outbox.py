@@ -1,93 +1,84 @@
-"""Every Web API call a workspace makes, paced inside Slack's rate limits.
+"""Every Web API call a workspace makes, paced inside Slack's rate limits by all processes.
+
+The budgets live in the injected :class:`core.ports.RateLimiter`: the bot gives every process
+the same ``SqlRateLimiter``, so two processes serving one workspace share one budget instead
+of each spending Slack's whole limit. Keys (``team`` is the workspace's team id)::
+
+    slack:{team}:{method}                     the methods of DEFAULT_LIMITS (Tier 3 and 4)
+    slack:{team}:chat.postMessage:{channel}   posts, per channel (1 a second, burst 3)
 
 ``chat.update`` (Tier 3, about 50 a minute per workspace) is shared by counter refreshes and
-fallback streaming edits of every interview, so updates are coalesced per message (the latest
-state wins) and sent in turn, urgent ones first. ``chat.postMessage`` is paced per channel
-(about one a second with short bursts). Other methods get a sliding window per method. A 429
-that still happens is retried after its ``Retry-After``.
+fallback streaming edits of every interview, so updates are coalesced per message: a slot is
+taken first, and only then the message to edit is picked (urgent ones first) with its latest
+state, so no slot is spent on a state that was already replaced.
+
+A 429 that still happens (Slack's limits are approximate, other apps, clock skew) is retried
+by slack_sdk itself: ``AsyncRateLimitErrorRetryHandler`` sleeps ``Retry-After`` (+ up to 1 s
+jitter) and tries again; ``AsyncServerErrorRetryHandler`` retries HTTP 500/503 with backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.limiter import MemoryRateLimiter
+from core.ports import RateLimiter
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
 
-# Calls per window (60 s), a little under Slack's documented tiers to leave headroom.
-DEFAULT_LIMITS = {
-    "chat.update": 45,
-    "chat.delete": 45,
-    "conversations.open": 45,
-    "conversations.info": 45,
-    "users.info": 90,
-    "views.open": 90,
-    "chat.postEphemeral": 90,
-    "chat.startStream": 90,
-    "chat.appendStream": 90,
-    "chat.stopStream": 90,
+@dataclass(frozen=True)
+class Limit:
+    """``calls`` per window (a minute at Slack) on average, ``burst`` of them at once."""
+
+    calls: int
+    burst: int
+
+
+# A little under Slack's documented tiers (50 and 100 a minute) to leave headroom: with GCRA
+# any window of a minute holds at most calls + burst - 1 of them.
+TIER_3 = Limit(45, 3)
+TIER_4 = Limit(90, 5)
+DEFAULT_LIMITS: dict[str, Limit] = {
+    "chat.update": TIER_3,
+    "chat.delete": TIER_3,
+    "conversations.open": TIER_3,
+    "conversations.info": TIER_3,
+    "users.info": TIER_4,
+    "views.open": TIER_4,
+    "chat.postEphemeral": TIER_4,
+    "chat.startStream": TIER_4,
+    "chat.appendStream": TIER_4,
+    "chat.stopStream": TIER_4,
 }
+POST_MESSAGE = "chat.postMessage"
+RATE_LIMITED_RETRIES = 3
+SERVER_ERROR_RETRIES = 2
 
 
-class SlidingWindow:
-    """At most ``limit`` acquisitions in any ``window_s`` seconds."""
-
-    def __init__(self, limit: int, window_s: float, clock: Clock = time.monotonic) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._clock = clock
-        self._times: deque[float] = deque()
-        self._lock = asyncio.Lock()
-
-    def _prune(self, now: float) -> None:
-        while self._times and now - self._times[0] >= self.window_s:
-            self._times.popleft()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._prune(now)
-                if len(self._times) < self.limit:
-                    self._times.append(now)
-                    return
-                await asyncio.sleep(self._times[0] + self.window_s - now + 0.01)
-
-    def penalize(self, seconds: float) -> None:
-        """After a 429: treat the window as full for ``seconds``."""
-        now = self._clock()
-        self._times = deque([now - self.window_s + seconds] * self.limit)
-
-
-class TokenBucket:
-    """``burst`` calls at once, refilled at ``rate`` per second."""
-
-    def __init__(self, burst: int, rate: float, clock: Clock = time.monotonic) -> None:
-        self.burst, self.rate, self._clock = burst, rate, clock
-        self._tokens = float(burst)
-        self._stamp = clock()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep((1 - self._tokens) / self.rate + 0.01)
+def install_retry_handlers(client: AsyncWebClient) -> None:
+    """Have ``client`` retry 429s after ``Retry-After`` and 500/503 with backoff (once each
+    kind; Bolt copies the handlers into its per-request clients)."""
+    present = {type(handler) for handler in client.retry_handlers}
+    if AsyncRateLimitErrorRetryHandler not in present:
+        client.retry_handlers.append(
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMITED_RETRIES)
+        )
+    if AsyncServerErrorRetryHandler not in present:
+        client.retry_handlers.append(
+            AsyncServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)
+        )
 
 
 @dataclass
@@ -100,64 +91,75 @@ class _Update:
 
 
 class SlackOutbox:
-    """The only way the adapter talks to one workspace's Web API."""
+    """The only way the adapter talks to one workspace's Web API.
+
+    ``window_s`` is the window the limits count in (Slack: 60 s; tests shrink it, with the
+    fake Slack's window). ``team_id`` keys the budgets; the adapter sets it after
+    ``auth.test``.
+    """
 
     def __init__(
         self,
         client: AsyncWebClient,
         *,
+        limiter: RateLimiter | None = None,
+        team_id: str | None = None,
         window_s: float = 60.0,
-        limits: dict[str, int] | None = None,
+        limits: Mapping[str, Limit] | None = None,
         post_burst: int = 3,
         post_rate: float = 1.0,
-        clock: Clock = time.monotonic,
     ) -> None:
         self.client = client
-        self._clock = clock
-        self._windows = {
-            method: SlidingWindow(limit, window_s, clock)
-            for method, limit in {**DEFAULT_LIMITS, **(limits or {})}.items()
-        }
+        install_retry_handlers(client)
+        self.limiter: RateLimiter = limiter if limiter is not None else MemoryRateLimiter()
+        self.team_id = team_id
+        self._window_s = window_s
+        self._limits = {**DEFAULT_LIMITS, **(limits or {})}
         self._post_burst, self._post_rate = post_burst, post_rate
-        self._channel_buckets: dict[str, TokenBucket] = {}
         self._updates: OrderedDict[tuple[str, str], _Update] = OrderedDict()
-        self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
+    # -------------------------------------------------------------------- budgets
+
+    def budget(self, method: str, channel: str | None = None) -> tuple[str, float, int] | None:
+        """The limiter key, rate per second and burst of a call (None: not limited here)."""
+        team = self.team_id or "-"
+        if method == POST_MESSAGE:
+            return f"slack:{team}:{POST_MESSAGE}:{channel}", self._post_rate, self._post_burst
+        limit = self._limits.get(method)
+        if limit is None:
+            return None
+        return f"slack:{team}:{method}", limit.calls / self._window_s, limit.burst
+
+    async def _acquire(self, method: str, channel: str | None = None) -> None:
+        budget = self.budget(method, channel)
+        if budget is None:
+            return
+        try:
+            await self.limiter.acquire(*budget)
+        except Exception:
+            # The shared budget is unreachable (e.g. the database): send anyway; Slack
+            # answers 429 if it must, and the SDK waits as told.
+            log.warning("rate limiter failed for %s; sending unpaced", method, exc_info=True)
+
     # -------------------------------------------------------------------- direct calls
 
     async def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        """Call ``method`` inside its window; retries a 429 after ``Retry-After``."""
-        window = self._windows.get(method)
-        if method == "chat.postMessage":
-            channel = str(kwargs.get("channel"))
-            bucket = self._channel_buckets.setdefault(
-                channel, TokenBucket(self._post_burst, self._post_rate, self._clock)
-            )
-        for attempt in range(4):
-            if method == "chat.postMessage":
-                await bucket.acquire()
-            elif window is not None:
-                await window.acquire()
-            try:
-                # The SDK's own method for each call, so the wire format is exactly Slack's.
-                response = await getattr(self.client, method.replace(".", "_"))(**kwargs)
-                return dict(response.data) if isinstance(response.data, dict) else {}
-            except SlackApiError as exc:
-                if exc.response.status_code != 429 or attempt == 3:
-                    raise
-                delay = float(exc.response.headers.get("Retry-After", "1"))
-                log.warning("Slack rate-limited %s; retrying in %.0f s", method, delay)
-                if window is not None:
-                    window.penalize(delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        """Call ``method`` once its budget allows (429s are retried by the SDK)."""
+        channel = kwargs.get("channel")
+        await self._acquire(method, None if channel is None else str(channel))
+        return await self._send(method, kwargs)
+
+    async def _send(self, method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        # The SDK's own method for each call, so the wire format is exactly Slack's.
+        response = await getattr(self.client, method.replace(".", "_"))(**kwargs)
+        return dict(response.data) if isinstance(response.data, dict) else {}
 
     async def post(self, **kwargs: Any) -> dict[str, Any]:
         """``chat.postMessage``, paced per channel."""
-        return await self.call("chat.postMessage", **kwargs)
+        return await self.call(POST_MESSAGE, **kwargs)
 
     # -------------------------------------------------------------------- coalesced edits
 
@@ -178,29 +180,28 @@ class SlackOutbox:
         else:
             self._updates[key] = _Update({"channel": channel, "ts": ts, **args}, urgent, [future])
         self._idle.clear()
-        self._wake.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return future
 
-    def _next_update(self) -> tuple[tuple[str, str], _Update] | None:
+    def _next_update(self) -> _Update | None:
         for key, update in self._updates.items():
             if update.urgent:
                 del self._updates[key]
-                return key, update
+                return update
         if self._updates:
-            return self._updates.popitem(last=False)
+            return self._updates.popitem(last=False)[1]
         return None
 
     async def _drain(self) -> None:
-        while True:
-            picked = self._next_update()
-            if picked is None:
-                self._idle.set()
-                return
-            _, update = picked
+        while self._updates:
+            # The slot first, then the pick: the freshest state of the most urgent message.
+            await self._acquire("chat.update")
+            update = self._next_update()
+            if update is None:
+                break
             try:
-                await self.call("chat.update", **update.args)
+                await self._send("chat.update", update.args)
                 outcome: BaseException | None = None
             except Exception as exc:  # delivered to whoever waits; logged otherwise
                 log.warning("chat.update failed: %s", exc)
@@ -212,6 +213,7 @@ class SlackOutbox:
                     else:
                         waiter.set_exception(outcome)
                         waiter.exception()  # mark retrieved: callers may not await it
+        self._idle.set()
 
     @property
     def queued_updates(self) -> int:

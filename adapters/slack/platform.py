@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -19,14 +20,21 @@ from adapters.slack.blocks import (
     root_blocks,
 )
 from adapters.slack.outbox import SlackOutbox
-from core.challenges import ChallengeLibrary
 from core.counter import CounterView
-from core.models import Challenge, Interview, Turn, Workspace
+from core.lifecycle import Control
+from core.models import Challenge, Interview, Status, Turn, Workspace
 
 log = logging.getLogger(__name__)
 
 # A section block's text holds at most 3,000 characters.
 SLACK_TEXT_LIMIT = 3000
+# Counter redraws while an interview runs: every minute, every 15 s in the last 5 minutes.
+# The counter shows an absolute "ends at" time as well, so a late redraw never misleads.
+REFRESH_S = 60.0
+FINAL_REFRESH_S = 15.0
+FINAL_STRETCH_S = 300
+# The challenge an interview runs (None if it can't be found any more).
+ChallengeOf = Callable[[Interview], Awaitable[Challenge | None]]
 # Errors that mean this workspace or token can't stream at all: use chat.update from now on.
 STREAMING_UNAVAILABLE = {
     "unknown_method",
@@ -144,24 +152,46 @@ def _mrkdwn(text: str) -> dict[str, str]:
 
 
 class SlackPlatform:
-    """Implements core.ports.Platform for one Slack workspace token."""
+    """Implements core.ports.Platform for one Slack workspace token.
+
+    ``challenge_of`` reads an interview's challenge for the root message (the adapter gives
+    it from ``service.queries``; the platform itself never touches storage); ``controls``
+    are the engine's counter buttons.
+    """
 
     name = "slack"
 
     def __init__(
         self,
         outbox: SlackOutbox,
-        challenges: ChallengeLibrary,
+        challenge_of: ChallengeOf,
+        controls: Sequence[Control],
         *,
         team_id: str | None = None,
         streaming: bool = True,
         flush_interval_s: float = 1.0,
     ) -> None:
         self.outbox = outbox
-        self.challenges = challenges
+        self.challenge_of = challenge_of
+        self.controls = tuple(controls)
         self.team_id = team_id
         self.streaming_supported = streaming
         self.flush_interval_s = flush_interval_s
+        # What each root message last showed besides the passing time (see show_counter).
+        self._shown: dict[str, tuple[object, ...]] = {}
+
+    def mention(self, user_id: str) -> str:
+        return f"<@{user_id}>"
+
+    def counter_refresh_s(self, view: CounterView) -> float | None:
+        """Every minute, every 15 s in the last five minutes; only while the clock runs.
+
+        Each redraw is a ``chat.update`` from the workspace's Tier-3 budget (about 45 a
+        minute for all interviews together); the outbox coalesces them per message.
+        """
+        if view.status is not Status.ACTIVE:
+            return None
+        return FINAL_REFRESH_S if view.seconds_left <= FINAL_STRETCH_S else REFRESH_S
 
     @staticmethod
     def _where(interview: Interview) -> tuple[str, str]:
@@ -176,23 +206,32 @@ class SlackPlatform:
         )
         channel = str(opened["channel"]["id"])
         root = await self.outbox.post(
-            channel=channel, text=counter_summary(view), blocks=root_blocks(challenge, view)
+            channel=channel,
+            text=counter_summary(view),
+            blocks=root_blocks(challenge, view, self.controls),
         )
         ts = str(root["ts"])
         interview.room_key = room_key(channel, ts)
         interview.platform_data = {"channel": channel, "thread_ts": ts}
+        self._shown[interview.id] = _essentials(view)
 
     async def _root_blocks(self, interview: Interview, view: CounterView) -> list[Block]:
         try:
-            challenge = await self.challenges.get(interview.workspace_id, interview.challenge_slug)
+            challenge = await self.challenge_of(interview)
         except Exception:
-            return [*counter_blocks(view), *control_blocks(view)]
-        return root_blocks(challenge, view)
+            log.warning("could not read the challenge of interview %s", interview.id, exc_info=True)
+            challenge = None
+        if challenge is None:
+            return [*counter_blocks(view), *control_blocks(view, self.controls)]
+        return root_blocks(challenge, view, self.controls)
 
-    async def show_counter(
-        self, interview: Interview, view: CounterView, *, urgent: bool = True
-    ) -> None:
+    async def show_counter(self, interview: Interview, view: CounterView) -> None:
+        """Queue the redraw; urgent (ahead of routine edits) when more than the passing time
+        changed: tokens, status, limits, warnings. Time-only redraws (the ticks) wait."""
         channel, ts = self._where(interview)
+        essentials = _essentials(view)
+        urgent = self._shown.get(interview.id) != essentials
+        self._shown[interview.id] = essentials
         self.outbox.update(
             channel,
             ts,
@@ -211,6 +250,7 @@ class SlackPlatform:
 
     async def close_room(self, interview: Interview, view: CounterView, note: str) -> None:
         channel, ts = self._where(interview)
+        self._shown.pop(interview.id, None)
         final = self.outbox.update(
             channel,
             ts,
@@ -240,3 +280,15 @@ class SlackPlatform:
 def room_key(channel: str, thread_ts: str) -> str:
     """How a thread message finds its interview."""
     return f"{channel}:{thread_ts}"
+
+
+def _essentials(view: CounterView) -> tuple[object, ...]:
+    """What a counter shows apart from the time ticking away."""
+    return (
+        view.status,
+        view.tokens_used,
+        view.token_budget,
+        view.allowed_seconds,
+        view.warning_level,
+        view.messages_left,
+    )

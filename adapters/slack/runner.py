@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,16 +20,17 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from adapters.slack.listeners import register_listeners
+from adapters.slack.listeners import register
 from adapters.slack.outbox import SlackOutbox
+from adapters.slack.people import People
 from adapters.slack.platform import SlackPlatform
 from core.errors import StartupError
-from core.models import Actor, Status, Workspace
+from core.lifecycle import controls
+from core.models import Challenge, Interview
+from core.ports import RateLimiter
 from core.service import InterviewService
 
 log = logging.getLogger(__name__)
-
-ADMIN_CACHE_S = 600.0
 
 TOKEN_REJECTED = frozenset(
     {
@@ -71,6 +71,9 @@ class SlackAdapter:
     HTTP mode verifies every request with the signing secret (required). In Socket Mode
     Slack delivers everything over the socket, so ``/slack/events`` answers 404 and nothing
     sent there reaches Bolt.
+
+    ``rate_limiter`` holds Slack's rate budgets; the bot injects one shared by every process
+    (through the database). Without one, this process counts for itself.
     """
 
     def __init__(
@@ -78,10 +81,9 @@ class SlackAdapter:
         config: SlackConfig,
         service: InterviewService,
         *,
+        rate_limiter: RateLimiter | None = None,
         outbox_options: dict[str, Any] | None = None,
-        tick_s: float = 15.0,
         flush_interval_s: float = 1.0,
-        monotonic: Callable[[], float] = time.monotonic,
         socket_ping_interval_s: float = 10.0,
         socket_connect_timeout_s: float = 30.0,
     ) -> None:
@@ -113,26 +115,38 @@ class SlackAdapter:
         self.client.base_url = (
             config.api_url if config.api_url.endswith("/") else (config.api_url + "/")
         )  # per-request clients copy it (AsyncApp._init_context)
-        self.outbox = SlackOutbox(self.client, **(outbox_options or {}))
+        self.outbox = SlackOutbox(self.client, limiter=rate_limiter, **(outbox_options or {}))
         self.platform = SlackPlatform(
-            self.outbox, service.challenges, flush_interval_s=flush_interval_s
+            self.outbox,
+            self._challenge_of,
+            controls(service.config),
+            flush_interval_s=flush_interval_s,
         )
-        self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self.people = People(service.queries, self.outbox, config.interviewers)
         self._socket: AsyncSocketModeHandler | None = None
         self._ping_interval_s = socket_ping_interval_s
         self._connect_timeout_s = socket_connect_timeout_s
-        self._ticker: asyncio.Task[None] | None = None
-        self._tick_s = tick_s
-        self._monotonic = monotonic
-        self._last_tick: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
-        register_listeners(self)
+        register(
+            self.app,
+            service=service,
+            outbox=self.outbox,
+            people=self.people,
+            spawn=self.spawn,
+        )
+
+    async def _challenge_of(self, interview: Interview) -> Challenge | None:
+        """The interview's challenge as the root message shows it (from the engine's queries)."""
+        for challenge in await self.service.queries.challenges(interview.workspace_id):
+            if challenge.slug == interview.challenge_slug:
+                return challenge
+        return None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Check both tokens, connect (Socket Mode), start the counter ticker.
+        """Check both tokens, connect (Socket Mode).
 
         Any failure is a one-line :class:`StartupError`, and nothing is left running.
         """
@@ -147,7 +161,9 @@ class SlackAdapter:
         identity = await self._ask_slack(
             "auth.test", "SLACK_BOT_TOKEN", BOT_TOKEN_HINT, self.client.auth_test()
         )
-        self.platform.team_id = str(identity.get("team_id") or "") or None
+        team_id = str(identity.get("team_id") or "") or None
+        # The rate budgets are the workspace's: every process with this token shares them.
+        self.platform.team_id = self.outbox.team_id = team_id
         if self.socket_mode:
             # SocketModeClient.connect() retries any failure forever (sleeping ping_interval),
             # a refused app token included: ask for the URL once ourselves first.
@@ -161,7 +177,6 @@ class SlackAdapter:
             log.info("Slack: Socket Mode connected")
         else:
             log.info("Slack: HTTP mode at POST /slack/events")
-        self._ticker = asyncio.create_task(self._tick_loop())
         self._started = True
 
     async def _connect_socket(self, url: str) -> None:
@@ -212,12 +227,8 @@ class SlackAdapter:
         return await self._socket.client.is_connected()
 
     async def stop(self) -> None:
-        """Stop everything (idempotent): ticker, spawned work, socket, outbox."""
+        """Stop everything (idempotent): spawned work, socket, outbox."""
         self._started = False
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.gather(self._ticker, return_exceptions=True)
-            self._ticker = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -246,7 +257,7 @@ class SlackAdapter:
         response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run slow work after the 3-second acknowledgement."""
         task: asyncio.Task[None] = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -257,61 +268,6 @@ class SlackAdapter:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.outbox.flush()
-
-    # ------------------------------------------------------------------ who is who
-
-    async def workspace(self, team_id: str) -> Workspace:
-        return await self.service.store.get_or_create_workspace("slack", team_id)
-
-    async def actor(self, workspace: Workspace, user_id: str) -> Actor:
-        """Interviewers: SLACK_INTERVIEWERS, the configured list, workspace admins and owners."""
-        configured = set(workspace.settings.get("interviewers", [])) | self.config.interviewers
-        if user_id in configured:
-            return Actor(user_id, is_interviewer=True)
-        return Actor(user_id, is_interviewer=await self._is_admin(workspace.external_id, user_id))
-
-    async def _is_admin(self, team_id: str, user_id: str) -> bool:
-        key = (team_id, user_id)
-        cached = self._admins.get(key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            info = await self.outbox.call("users.info", user=user_id)
-            user = info.get("user", {})
-            admin = bool(
-                user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")
-            )
-        except Exception:
-            log.warning("users.info failed for %s; treating as non-admin", user_id)
-            return False
-        self._admins[key] = (time.monotonic() + ADMIN_CACHE_S, admin)
-        return admin
-
-    # ------------------------------------------------------------------ counter refreshes
-
-    async def _tick_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._tick_s)
-            try:
-                await self.refresh_counters()
-            except Exception:
-                log.exception("refreshing Slack counters failed")
-
-    async def refresh_counters(self) -> None:
-        """Queue low-priority counter edits: every minute, every 15 s in the last 5 minutes.
-
-        The counter shows an absolute "ends at" time too, so a delayed refresh never
-        misleads; edits are coalesced by the outbox, so many interviews stay within limits.
-        """
-        now = self._monotonic()
-        for interview in await self.service.store.list_open():
-            if interview.platform != "slack" or interview.status is not Status.ACTIVE:
-                continue
-            view = await self.service.counter(interview)
-            every = 15.0 if view.seconds_left <= 300 else 60.0
-            if now - self._last_tick.get(interview.id, 0.0) >= every:
-                self._last_tick[interview.id] = now
-                await self.platform.show_counter(interview, view, urgent=False)
 
 
 def _api_error(exc: SlackApiError) -> str:

@@ -57,6 +57,14 @@ Rules the fake enforces like Discord does:
   (discord.py backs off up to 2**n s, then re-identifies at ``DEFAULT_GATEWAY`` after its 5 s
   identify delay), ``"stall"`` sends HELLO and then ignores the client (no READY / RESUMED, no
   heartbeat ACK). ``refused_gateway_connections`` counts the refused attempts.
+* Shards and sessions: ``FakeDiscord(shard_count=N)`` accepts IDENTIFY only with
+  ``shard: [i, N]``; a guild belongs to shard ``(guild_id >> 22) % N`` (``add_guild(shard=i)``
+  picks such an id). A session gets READY / GUILD_CREATE and every event only for its shard's
+  guilds. Every session on a shard gets each event (two processes of one bot, e.g. during a
+  rolling restart, both see the same MESSAGE_CREATE); interactions too, unless
+  ``interactions_to_every_session`` is False (then the first session on the shard gets it):
+  the first callback wins and the other process gets 400 40060, as with two instances of a
+  real bot.
 """
 
 from __future__ import annotations
@@ -550,6 +558,7 @@ class FakeDiscord(LocalServer):
         global_rate_limit: RateLimit | None = None,
         enabled_privileged_intents: int = PRIVILEGED_INTENTS,
         echo_bot_messages: bool = True,
+        interactions_to_every_session: bool = True,
     ) -> None:
         self.token = token
         self.shard_count = shard_count
@@ -564,6 +573,7 @@ class FakeDiscord(LocalServer):
         self.global_rate_limit = global_rate_limit
         self.enabled_privileged_intents = enabled_privileged_intents
         self.echo_bot_messages = echo_bot_messages
+        self.interactions_to_every_session = interactions_to_every_session
         self.clock_offset = 0.0
 
         self._increment = itertools.count()
@@ -679,9 +689,16 @@ class FakeDiscord(LocalServer):
         owner_id: int | None = None,
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
+        shard: int | None = None,
     ) -> int:
-        """Create a guild with ``@everyone``, the bot's managed role and the bot as member."""
+        """Create a guild with ``@everyone``, the bot's managed role and the bot as member;
+        with ``shard``, one whose id falls on that shard."""
         gid = self._snowflake()
+        if shard is not None:
+            if not 0 <= shard < self.shard_count:
+                raise ValueError(f"shard {shard} is not below shard_count {self.shard_count}")
+            ms = gid >> 22  # an id a few milliseconds older, on the wanted shard
+            gid = ((ms - (ms - shard) % self.shard_count) << 22) | (gid & ((1 << 22) - 1))
         owner = owner_id if owner_id is not None else self.add_user(f"{name}-owner")
         guild = FakeGuild(gid, name, owner, joined_at=self.now())
         self.guilds[gid] = guild
@@ -778,11 +795,11 @@ class FakeDiscord(LocalServer):
             }
         )
 
-    def seed(self) -> SeedIds:
+    def seed(self, *, shard: int | None = None) -> SeedIds:
         """A guild with an owner, an "Admin" role (Manage Server), an admin, a plain member
-        and a ``#interviews`` text channel."""
+        and a ``#interviews`` text channel (on ``shard``, when given)."""
         owner = self.add_user("owner", global_name="Guild Owner")
-        gid = self.add_guild("Interview Buddy Test", owner_id=owner)
+        gid = self.add_guild("Interview Buddy Test", owner_id=owner, shard=shard)
         admin_role = self.add_role(gid, "Admin", int(Perm.MANAGE_GUILD))
         admin = self.add_member(
             gid, self.add_user("alice", global_name="Alice"), roles=[admin_role]
@@ -3023,17 +3040,14 @@ class FakeDiscord(LocalServer):
             message_id=message.id if message is not None else None,
         )
         self.interactions[iid] = inter
-        target = next(
-            (
-                s
-                for s in self._sessions.values()
-                if s.ws is not None and (guild_id is None or self._shard_of(guild_id) == s.shard[0])
-            ),
-            None,
-        )
-        if target is None:
+        shard = self._shard_of(guild_id) if guild_id is not None else 0  # DMs: shard 0
+        targets = [s for s in self._sessions.values() if s.ws is not None and s.shard[0] == shard]
+        if not targets:
             raise RuntimeError("no gateway client handles this guild")
+        if not self.interactions_to_every_session:
+            targets = targets[:1]
         inter.dispatched_at = self.now()
         self.dispatched.append(("INTERACTION_CREATE", payload))
-        await self._emit(target, "INTERACTION_CREATE", payload)
+        for target in targets:
+            await self._emit(target, "INTERACTION_CREATE", payload)
         return iid

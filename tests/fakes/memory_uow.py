@@ -214,9 +214,7 @@ class MemoryChallenges:
     async def list(self, workspace_id: str | None) -> list[Challenge]:
         chosen: dict[str, Challenge] = {}
         for (ws, slug), challenge in self.db.challenges.items():
-            if ws is None and slug not in chosen:
-                chosen[slug] = challenge
-            elif ws == workspace_id and ws is not None:
+            if (ws is None and slug not in chosen) or (ws == workspace_id and ws is not None):
                 chosen[slug] = challenge
         return [chosen[slug] for slug in sorted(chosen)]
 
@@ -233,7 +231,11 @@ class MemoryJobs:
         if stored is None:
             self.db.jobs[job.key] = copy.deepcopy(job)
             return
-        stored.kind, stored.payload, stored.due_at = job.kind, copy.deepcopy(job.payload), job.due_at
+        stored.kind, stored.payload, stored.due_at = (
+            job.kind,
+            copy.deepcopy(job.payload),
+            job.due_at,
+        )
         stored.done_at = stored.claimed_by = stored.claimed_until = stored.last_error = None
         stored.revision += 1
 

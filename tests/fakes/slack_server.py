@@ -367,6 +367,7 @@ class _Workspace:
 class _Fault:
     error: str
     retry_after: int
+    status: int = 200
 
 
 @dataclass
@@ -434,8 +435,9 @@ class FakeSlack(LocalServer):
     State for assertions: ``calls``, ``messages`` (keyed by ``(channel, ts)``), ``deleted``,
     ``ephemerals``, ``views``, ``files``, ``responses`` (response-URL id -> posted JSON bodies),
     ``users``, ``channels``, ``rate_limited``. Controls: ``streaming_enabled``,
-    ``rate_limits_enabled``, ``set_limit``, ``fail_next``, ``expire_stream``, plus the
-    constructor's numbers (also plain attributes, changeable at any time). Socket Mode:
+    ``rate_limits_enabled``, ``set_limit``, ``fail_next``, ``hold`` / ``release``,
+    ``expire_stream``, plus the constructor's numbers (also plain attributes, changeable at
+    any time). Socket Mode:
     ``sockets`` (open connections), ``socket_connections`` (accepted so far),
     ``socket_refusals``, ``tickets_issued`` / ``tickets_used``, ``socket_acks``; controls
     ``drop_sockets``, ``refuse_sockets``, ``accept_sockets``.
@@ -512,6 +514,7 @@ class FakeSlack(LocalServer):
         self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
+        self._holds: dict[str, asyncio.Event] = {}
         self._triggers_issued: dict[str, float] = {}
         self._triggers_used: set[str] = set()
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -554,6 +557,8 @@ class FakeSlack(LocalServer):
         return app
 
     async def close_connections(self) -> None:
+        for method in list(self._holds):
+            self.release(method)
         for socket in list(self.sockets):
             await socket.close()
 
@@ -708,13 +713,26 @@ class FakeSlack(LocalServer):
         self._buckets.clear()
 
     def fail_next(
-        self, method: str, error: str = "internal_error", *, retry_after: int = 1
+        self, method: str, error: str = "internal_error", *, retry_after: int = 1, status: int = 200
     ) -> None:
         """Answer the next (authorized) call of ``method`` with ``ok: false, error``.
 
-        ``error="ratelimited"`` answers HTTP 429 with ``Retry-After: retry_after``. Calls queue.
+        ``error="ratelimited"`` answers HTTP 429 with ``Retry-After: retry_after``; ``status``
+        (e.g. 500 or 503) answers with that HTTP status, as Slack does when it has trouble.
+        Faults queue; a faulted call is recorded in ``calls`` but changes nothing.
         """
-        self._faults[method].append(_Fault(error=error, retry_after=retry_after))
+        self._faults[method].append(_Fault(error=error, retry_after=retry_after, status=status))
+
+    def hold(self, method: str) -> None:
+        """Keep calls of ``method`` waiting (recorded in ``calls``, not answered) until
+        :meth:`release`: a Slack that is slow to answer, for as long as a test needs."""
+        self._holds.setdefault(method, asyncio.Event())
+
+    def release(self, method: str) -> None:
+        """Answer the held calls of ``method`` and stop holding new ones."""
+        held = self._holds.pop(method, None)
+        if held is not None:
+            held.set()
 
     def expire_stream(self, channel: str, ts: str) -> None:
         """Make a streaming message leave the streaming state (as after ~5 minutes)."""
@@ -787,6 +805,9 @@ class FakeSlack(LocalServer):
         body_token = params.pop("token", None)
         token = header[7:].strip() if header.startswith("Bearer ") else body_token
         self.calls.append(Call(method, params, self._clock()))
+        held = self._holds.get(method)
+        if held is not None:
+            await held.wait()
 
         if method == "apps.connections.open":
             return self._apps_connections_open(token)
@@ -807,6 +828,8 @@ class FakeSlack(LocalServer):
             fault = faults.popleft()
             if fault.error == "ratelimited":
                 return self._ratelimited(method, params, fault.retry_after)
+            if fault.status != 200:
+                return web.json_response({"ok": False, "error": fault.error}, status=fault.status)
             return self._error(fault.error, scoped=True)
         try:
             body = handler(workspace, params)

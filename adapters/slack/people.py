@@ -1,0 +1,80 @@
+"""Who is who in a Slack workspace: its :class:`Workspace`, and who is an interviewer.
+
+Interviewers are the users of ``SLACK_INTERVIEWERS``, the workspace's configured list
+(``/interview config interviewers``) and the workspace's admins and owners (``users.info``,
+cached). The Bolt middleware of :mod:`adapters.slack.listeners` asks once per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from adapters.slack.outbox import SlackOutbox
+from core.models import Actor, Workspace
+from core.queries import Queries
+
+log = logging.getLogger(__name__)
+
+ADMIN_CACHE_S = 600.0
+# users.info runs before the request is acknowledged (Slack wants that within 3 s): a slow
+# answer counts as "not an admin" this once (not cached), rather than a failed command.
+ADMIN_LOOKUP_S = 1.5
+# The workspace (its settings: interviewers, channels) is read before the acknowledgement
+# too; a few seconds of caching keep that off the database on busy minutes. Changes made in
+# this process show at once; another process's within this many seconds.
+WORKSPACE_CACHE_S = 10.0
+
+
+class People:
+    def __init__(
+        self,
+        queries: Queries,
+        outbox: SlackOutbox,
+        interviewers: frozenset[str] = frozenset(),
+        *,
+        cache_s: float = ADMIN_CACHE_S,
+        lookup_s: float = ADMIN_LOOKUP_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._queries = queries
+        self._outbox = outbox
+        self._interviewers = interviewers
+        self._cache_s = cache_s
+        self._lookup_s = lookup_s
+        self._monotonic = monotonic
+        self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._workspaces: dict[str, tuple[float, Workspace]] = {}
+
+    async def workspace(self, team_id: str) -> Workspace:
+        cached = self._workspaces.get(team_id)
+        if cached and cached[0] > self._monotonic():
+            return cached[1]
+        workspace = await self._queries.workspace("slack", team_id)
+        self._workspaces[team_id] = (self._monotonic() + WORKSPACE_CACHE_S, workspace)
+        return workspace
+
+    async def actor(self, workspace: Workspace, user_id: str) -> Actor:
+        """SLACK_INTERVIEWERS, the configured list, workspace admins and owners."""
+        configured = set(workspace.settings.get("interviewers", [])) | self._interviewers
+        if user_id in configured:
+            return Actor(user_id, is_interviewer=True)
+        return Actor(user_id, is_interviewer=await self._is_admin(workspace.external_id, user_id))
+
+    async def _is_admin(self, team_id: str, user_id: str) -> bool:
+        key = (team_id, user_id)
+        cached = self._admins.get(key)
+        if cached and cached[0] > self._monotonic():
+            return cached[1]
+        try:
+            async with asyncio.timeout(self._lookup_s):
+                info = await self._outbox.call("users.info", user=user_id)
+        except Exception:
+            log.warning("users.info failed for %s; treating as non-admin", user_id, exc_info=True)
+            return False
+        user = info.get("user", {})
+        admin = bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+        self._admins[key] = (self._monotonic() + self._cache_s, admin)
+        return admin

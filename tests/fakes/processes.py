@@ -1,0 +1,85 @@
+"""Real ``interview-buddy`` processes for process-level tests: start, read, signal, kill."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESET_PREFIXES = ("OPENAI_", "SLACK_", "DISCORD_", "DATABASE_", "DEFAULT_", "LOG_", "TURN_", "JOB_")
+
+
+def free_port() -> int:
+    """A local port nobody listens on (right now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def bot_env(cwd: Path, **env: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(RESET_PREFIXES)}
+    return {
+        **keep,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{cwd}/bot.db",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": "0",
+        "METRICS_PORT": "0",
+        **env,
+    }
+
+
+class BotProcess:
+    """``python -m bot <args>`` as a child process, its stderr collected line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._seen = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, cwd: Path, *args: str, **env: str) -> BotProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            *args,
+            cwd=cwd,
+            env=bot_env(cwd, **env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+            self._seen.set()
+
+    async def wait_for_line(self, text: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            while not any(text in line for line in self.lines):
+                if self.proc.returncode is not None:
+                    raise AssertionError(f"exited {self.proc.returncode}:\n{self.output}")
+                self._seen.clear()
+                await self._seen.wait()
+
+    async def exit_code(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        await self._reader
+        return code
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
