@@ -16,9 +16,12 @@ fi
 if [ "$may_change_machine" = true ]; then
   for hba in "$PG_CONF_DIR"/*/main/pg_hba.conf; do
     [ -f "$hba" ] || continue
-    grep -q "interview-buddy-ci" "$hba" || printf '%s\n' \
-      "host all all 127.0.0.1/32 trust # interview-buddy-ci" \
-      "host all all ::1/128 trust # interview-buddy-ci" | cat - "$hba" > "$hba.new" && mv "$hba.new" "$hba"
+    if ! grep -q "interview-buddy-ci" "$hba"; then
+      printf '%s\n' \
+        "host all all 127.0.0.1/32 trust # interview-buddy-ci" \
+        "host all all ::1/128 trust # interview-buddy-ci" | cat - "$hba" > "$hba.new"
+      mv "$hba.new" "$hba"
+    fi
   done
   if ! pg_up && command -v pg_ctlcluster >/dev/null 2>&1; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls "$PG_CONF_DIR" | head -n1)" main start || true

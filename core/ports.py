@@ -137,6 +137,23 @@ class WorkspaceRepository(Protocol):
     async def update(self, workspace: Workspace) -> None: ...
 
 
+LIFECYCLE_FIELDS = (
+    "status",
+    "scheduled_for",
+    "started_at",
+    "ended_at",
+    "end_reason",
+    "extra_time_s",
+    "extra_tokens",
+    "paused_total_s",
+    "paused_since",
+    "warnings_sent",
+    "room_key",
+    "platform_data",
+)
+"""What :meth:`InterviewRepository.update` writes (never the budget counters or forecast)."""
+
+
 class InterviewRepository(Protocol):
     """Interviews with their turns and audit events.
 

@@ -22,6 +22,7 @@ from core.models import (
     TurnStatus,
     Workspace,
 )
+from core.ports import LIFECYCLE_FIELDS
 from storage.mapping import from_row, row_values
 from storage.tables import (
     OPEN_CANDIDATE_INDEX,
@@ -42,22 +43,6 @@ OPEN_CONFLICT = "The candidate already has an active interview."
 _OPEN_CANDIDATE_MARKERS = (OPEN_CANDIDATE_INDEX, "interviews.workspace_id, interviews.candidate_id")
 _ROOM_MARKERS = (ROOM_CONSTRAINT, "interviews.platform, interviews.room_key")
 
-# Written by ``update`` (optimistic, versioned). The budget counters and the forecast are
-# written only by ``reserve``/``settle``, so a stale copy can never undo a charge.
-LIFECYCLE_COLUMNS = (
-    "status",
-    "scheduled_for",
-    "started_at",
-    "ended_at",
-    "end_reason",
-    "extra_time_s",
-    "extra_tokens",
-    "paused_total_s",
-    "paused_since",
-    "warnings_sent",
-    "room_key",
-    "platform_data",
-)
 _OPEN_TURNS = (TurnStatus.PENDING, TurnStatus.STREAMING)
 
 
@@ -128,7 +113,7 @@ class SqlInterviews:
         await self.add_events(*events)
 
     async def update(self, interview: Interview, *events: AuditEvent) -> None:
-        values = row_values(interview, interviews, only=LIFECYCLE_COLUMNS)
+        values = row_values(interview, interviews, only=LIFECYCLE_FIELDS)
         try:
             result = await self._s.execute(
                 sa.update(interviews)

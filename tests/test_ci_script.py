@@ -22,7 +22,7 @@ def stub(folder: Path, name: str, body: str) -> None:
 
 
 def run_script(
-    tmp_path: Path, *, installed: bool, running: bool, ci: bool
+    tmp_path: Path, *, installed: bool, running: bool, ci: bool, hba: str = HBA
 ) -> tuple[int, str, list[str], str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -40,7 +40,7 @@ def run_script(
     stub(bin_dir, "psql", "echo 1")
     conf = tmp_path / "etc" / "15" / "main"
     conf.mkdir(parents=True)
-    (conf / "pg_hba.conf").write_text(HBA)
+    (conf / "pg_hba.conf").write_text(hba)
     log = tmp_path / "calls.log"
     log.touch()
     env = {
@@ -54,7 +54,11 @@ def run_script(
     if ci:
         env["CI"] = "true"
     result = subprocess.run(
-        [str(bin_dir / "bash"), "-c", '. .ci/postgres.sh && echo "URL=$TEST_DATABASE_URL"'],
+        [
+            str(bin_dir / "bash"),
+            "-c",
+            'set -euo pipefail; . .ci/postgres.sh; echo "URL=$TEST_DATABASE_URL"',
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -89,6 +93,16 @@ def test_in_ci_the_cluster_is_configured_and_started(tmp_path: Path) -> None:
     assert code == 0, output
     assert "pg_ctlcluster" in calls and "apt-get" not in calls
     assert "host all all 127.0.0.1/32 trust # interview-buddy-ci" in hba and hba.endswith(HBA)
+
+
+def test_in_ci_a_configured_running_cluster_is_left_as_it_is(tmp_path: Path) -> None:
+    """The second CI run on a machine: the trust lines are there already."""
+    configured = "host all all 127.0.0.1/32 trust # interview-buddy-ci\n" + HBA
+    code, output, calls, hba = run_script(
+        tmp_path, installed=True, running=True, ci=True, hba=configured
+    )
+    assert code == 0, output
+    assert hba == configured and "pg_ctlcluster" not in calls
 
 
 @pytest.mark.parametrize("ci", [False, True])

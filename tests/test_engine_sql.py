@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -158,61 +159,68 @@ async def second_database(backend: Backend) -> AsyncIterator[UnitOfWorkFactory]:
     await factory.close()
 
 
+@asynccontextmanager
+async def two_processes(
+    first: UnitOfWorkFactory, second: UnitOfWorkFactory, fake: FakeOpenAI
+) -> AsyncIterator[tuple[InterviewService, InterviewService, RecordingPlatform, ManualClock]]:
+    """Engines A and B on one database, one clock, one platform (one workspace)."""
+    clock = ManualClock()
+    a, platform = build(first, fake, clock, owner="A")
+    b, _ = build(second, fake, clock, owner="B")
+    b.platforms["test"] = platform
+    try:
+        yield a, b, platform, clock
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_two_processes_never_overspend_and_answer_in_order(
     database: UnitOfWorkFactory, second_database: UnitOfWorkFactory
 ) -> None:
     """Messages of one interview delivered alternately and at once to two engines."""
-    async with FakeOpenAI(tokens_per_chunk=2, chunk_delay=0.01) as fake:
-        clock = ManualClock()
-        a, platform_a = build(database, fake, clock, owner="A")
-        b, _ = build(second_database, fake, clock, owner="B")
-        b.platforms["test"] = platform_a  # one platform, as both serve one workspace
-        try:
-            interview = await begin(a, 3000)
-            assert interview.room_key
-            room = interview.room_key
-            sends = [
-                (a if i % 2 == 0 else b).turns.handle_message(
-                    "test", room, CANDIDATE, f"m{i}", f"question {i}"
-                )
-                for i in range(10)
-            ]
-            await asyncio.gather(*sends)
-            # a turn left to the other process's lease is answered by its drain; settle both
-            for _ in range(3):
-                await a.settle()
-                await b.settle()
-                await a.sweep()
-                await b.sweep()
-            store = StoreView(database)
-            stored = await store.get_interview(interview.id)
-            turns = await store.list_turns(interview.id)
-            assert stored is not None and stored.tokens_used <= 3000
-            assert stored.tokens_reserved == 0
-            assert stored.tokens_used == sum(t.charged_tokens for t in turns)
-            assert all(t.status not in (TurnStatus.PENDING, TurnStatus.STREAMING) for t in turns)
-            answered = [t for t in turns if t.status is TurnStatus.ANSWERED]
-            assert len(fake.requests) == len(answered) >= 2
-            # one at a time, in arrival order: each prompt holds every earlier answered turn
-            for earlier, later in itertools.pairwise(answered):
-                assert later.seq > earlier.seq
-                assert later.prompt_tokens > earlier.prompt_tokens + earlier.completion_tokens - 1
-            assert len(platform_a.replies) == len(answered) + sum(
-                t.status is TurnStatus.FAILED for t in turns
+    async with (
+        FakeOpenAI(tokens_per_chunk=2, chunk_delay=0.01) as fake,
+        two_processes(database, second_database, fake) as (a, b, platform_a, _),
+    ):
+        interview = await begin(a, 3000)
+        assert interview.room_key
+        room = interview.room_key
+        sends = [
+            (a if i % 2 == 0 else b).turns.handle_message(
+                "test", room, CANDIDATE, f"m{i}", f"question {i}"
             )
-        finally:
-            await a.close()
-            await b.close()
+            for i in range(10)
+        ]
+        await asyncio.gather(*sends)
+        # a turn left to the other process's lease is answered by its drain; settle both
+        for _ in range(3):
+            await a.settle()
+            await b.settle()
+            await a.sweep()
+            await b.sweep()
+        store = StoreView(database)
+        stored = await store.get_interview(interview.id)
+        turns = await store.list_turns(interview.id)
+        assert stored is not None and stored.tokens_used <= 3000
+        assert stored.tokens_reserved == 0
+        assert stored.tokens_used == sum(t.charged_tokens for t in turns)
+        assert all(t.status not in (TurnStatus.PENDING, TurnStatus.STREAMING) for t in turns)
+        answered = [t for t in turns if t.status is TurnStatus.ANSWERED]
+        assert len(fake.requests) == len(answered) >= 2
+        # one at a time, in arrival order: each prompt holds every earlier answered turn
+        for earlier, later in itertools.pairwise(answered):
+            assert later.seq > earlier.seq
+            assert later.prompt_tokens > earlier.prompt_tokens + earlier.completion_tokens - 1
+        assert len(platform_a.replies) == len(answered) + sum(
+            t.status is TurnStatus.FAILED for t in turns
+        )
 
 
 async def test_two_processes_close_an_idle_interview_once(
     database: UnitOfWorkFactory, second_database: UnitOfWorkFactory, fake_openai: FakeOpenAI
 ) -> None:
-    clock = ManualClock()
-    a, platform = build(database, fake_openai, clock, owner="A")
-    b, _ = build(second_database, fake_openai, clock, owner="B")
-    b.platforms["test"] = platform
-    try:
+    async with two_processes(database, second_database, fake_openai) as (a, b, platform, clock):
         interview = await begin(a, 20_000, time_limit_s=600)
         clock.advance(601)
         await asyncio.gather(a.sweep(), b.sweep(), a.sweep(), b.sweep())
@@ -223,19 +231,12 @@ async def test_two_processes_close_an_idle_interview_once(
         assert [i for i, _ in platform.closed] == [interview.id]  # one closing note
         ended = [e for e in await StoreView(database).list_audit(interview.id) if e.kind == "ended"]
         assert len(ended) == 1
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_dead_holders_turn_is_taken_over_after_its_lease_expires(
     database: UnitOfWorkFactory, second_database: UnitOfWorkFactory, fake_openai: FakeOpenAI
 ) -> None:
-    clock = ManualClock()
-    a, platform = build(database, fake_openai, clock, owner="A")
-    b, _ = build(second_database, fake_openai, clock, owner="B")
-    b.platforms["test"] = platform
-    try:
+    async with two_processes(database, second_database, fake_openai) as (a, b, platform, clock):
         interview = await begin(a, 20_000)
         assert interview.room_key
         # What a SIGKILLed process A leaves behind mid-reply: the turn streaming, its
@@ -275,9 +276,6 @@ async def test_a_dead_holders_turn_is_taken_over_after_its_lease_expires(
         assert first.charged_tokens == 400  # the prompt reached the API
         assert stored.tokens_used == first.charged_tokens + second.charged_tokens
         assert "please send it again" in " ".join(platform.notice_texts())
-    finally:
-        await a.close()
-        await b.close()
 
 
 # ---- statements per turn --------------------------------------------------------------------

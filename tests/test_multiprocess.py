@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from core.models import EndReason, Interview, Status, Turn, TurnStatus
 from storage import UnitOfWorkFactory, create_uow_factory, normalize_url, upgrade
+from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.processes import BotProcess, free_port
 from tests.fakes.slack_server import FakeSlack
@@ -255,3 +256,76 @@ async def test_killing_the_process_that_holds_a_turn_lets_the_other_take_over(
     texts = [m.text for m in cluster.slack.thread(channel, thread)]
     assert any("please send it again" in t for t in texts)
     assert len(cluster.openai.requests) == 2
+
+
+async def test_discord_an_event_both_processes_see_is_answered_once(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """A rolling restart: two processes own the same shard for a while, so both receive
+    every event; the candidate's message is answered and charged once."""
+    async with FakeDiscord() as fake, FakeOpenAI(tokens_per_chunk=4) as openai:
+        ids = fake.seed()
+        bots = [
+            await BotProcess.start(
+                tmp_path,
+                "run",
+                DATABASE_URL=pg_database,
+                DISCORD_BOT_TOKEN="test-token",
+                DISCORD_API_BASE=fake.api_base,
+                DISCORD_GUILD_IDS=str(ids.guild_id),
+                DISCORD_SHARD_COUNT="1",
+                DISCORD_SHARD_IDS="0",
+                OPENAI_API_KEY="sk-test",
+                OPENAI_BASE_URL=openai.base_url,
+                LOG_LEVEL="INFO",
+            )
+            for _ in range(2)
+        ]
+        db = create_uow_factory(pg_database)
+        try:
+            for bot in bots:
+                await bot.wait_for_line("INFO bot.app: ready")
+            sessions = [s for s in fake._sessions.values() if s.ready]
+            assert [s.shard for s in sessions] == [(0, 1), (0, 1)]  # both get every event
+            iid = await fake.send_slash_command(
+                ids.guild_id,
+                ids.channel_id,
+                ids.admin_id,
+                subcommand="start",
+                options={"candidate": ids.member_id, "challenge": "two-sum"},
+            )
+            await fake.wait_interaction_response(iid, timeout=10)
+            await fake.wait_for(
+                lambda: any(e["kind"] == "followup" for e in fake.interaction_responses[iid]),
+                timeout=10,
+            )
+            async with db() as uow:
+                (interview,) = await uow.interviews.list_open()
+            thread = int(interview.platform_data["thread"])
+            await fake.send_message(thread, ids.member_id, "How do I start?")
+
+            async def answered() -> list[Turn]:
+                async with db() as uow:
+                    turns = await uow.interviews.list_turns(interview.id)
+                return [t for t in turns if t.status is TurnStatus.ANSWERED]
+
+            deadline = time.monotonic() + 30
+            while not await answered():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)  # time for a second (wrong) answer to show up
+            (turn,) = await answered()
+            assert len(openai.requests) == 1
+            replies = [
+                m
+                for m in fake.channel_messages(thread)
+                if "tokens this turn" in str(m.get("content", ""))
+            ]
+            assert len(replies) == 1
+            async with db() as uow:
+                stored = await uow.interviews.get(interview.id)
+            assert stored is not None and stored.tokens_used == turn.charged_tokens
+        finally:
+            for bot in bots:
+                await bot.kill()
+            await db.close()

@@ -23,22 +23,9 @@ from core.models import (
     TurnStatus,
     Workspace,
 )
+from core.ports import LIFECYCLE_FIELDS
 
 OPEN_TURNS = (TurnStatus.PENDING, TurnStatus.STREAMING)
-LIFECYCLE = (
-    "status",
-    "scheduled_for",
-    "started_at",
-    "ended_at",
-    "end_reason",
-    "extra_time_s",
-    "extra_tokens",
-    "paused_total_s",
-    "paused_since",
-    "warnings_sent",
-    "room_key",
-    "platform_data",
-)
 
 
 @dataclass
@@ -105,7 +92,7 @@ class MemoryInterviews:
         if stored.version != interview.version:
             raise Stale("The interview changed while you were acting on it; please try again.")
         self._check_unique(interview)
-        for name in LIFECYCLE:
+        for name in LIFECYCLE_FIELDS:
             setattr(stored, name, copy.deepcopy(getattr(interview, name)))
         stored.version += 1
         interview.version += 1
