@@ -77,7 +77,19 @@ def engine_config(settings: Settings) -> EngineConfig:
         token_budget=settings.default_token_budget,
         challenge_slug=settings.default_challenge,
         lease_s=settings.turn_lease_s,
+        timezone=settings.timezone,
+        reminders_s=settings.reminder_offsets,
+        schedule_grace_s=settings.schedule_grace,
+        weekly_summary=None if settings.weekly_summary == "off" else settings.weekly_summary,
+        team_channels=_per_platform(settings.slack_team_channel, settings.discord_team_channel),
+        interviewer_channels=_per_platform(
+            settings.slack_interviewer_channel, settings.discord_interviewer_channel
+        ),
     )
+
+
+def _per_platform(slack: str | None, discord: str | None) -> dict[str, str]:
+    return {name: value for name, value in (("slack", slack), ("discord", discord)) if value}
 
 
 async def open_database(settings: Settings) -> UnitOfWorkFactory:

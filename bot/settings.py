@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from core.calendar import WEEKDAYS, parse_when
 from core.errors import InvalidInput
 from core.parsing import parse_duration, parse_tokens
 
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     job_sweep_s: float = Field(default=5.0, gt=0, le=300)
+    reminders: str = "24h,1h,5m"
+    schedule_grace: int = 600
+    weekly_summary: str = "fri 17:00"
     turn_lease_s: float = Field(default=30.0, ge=1, le=600)
 
     slack_bot_token: SecretStr | None = None
@@ -45,6 +49,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_interviewer_channel: str | None = None
     slack_interviewers: str = ""
+    slack_team_channel: str | None = None
 
     discord_bot_token: SecretStr | None = None
     discord_api_base: str = "https://discord.com/api/v10"
@@ -52,6 +57,7 @@ class Settings(BaseSettings):
     discord_interviewer_channel: str | None = None
     discord_interview_channel: str | None = None
     discord_interviewer_role: str | None = None
+    discord_team_channel: str | None = None
     discord_shard_count: int | None = Field(default=None, ge=1)
     discord_shard_ids: str = ""
 
@@ -64,6 +70,37 @@ class Settings(BaseSettings):
             return parse_duration(str(value))
         except InvalidInput as exc:
             raise ValueError(str(exc).replace("`", "'")) from None
+
+    @field_validator("schedule_grace", mode="before")
+    @classmethod
+    def _grace(cls, value: object) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except InvalidInput as exc:
+            raise ValueError(str(exc).replace("`", "'")) from None
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders(cls, value: str) -> str:
+        words = [w.strip() for w in value.split(",") if w.strip()]
+        if [w.lower() for w in words] in ([], ["off"]):
+            return ""
+        try:
+            seconds = sorted({parse_duration(w) for w in words}, reverse=True)
+        except InvalidInput as exc:
+            raise ValueError(str(exc).replace("`", "'") + " (e.g. 24h,1h,5m or off)") from None
+        return ",".join(str(s) for s in seconds)
+
+    @field_validator("weekly_summary")
+    @classmethod
+    def _summary(cls, value: str) -> str:
+        try:
+            when = parse_when(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc).replace("`", "'")) from None
+        return "off" if when is None else f"{WEEKDAYS[when[0]]} {when[1]:%H:%M}"
 
     @field_validator("default_token_budget", mode="before")
     @classmethod
@@ -100,6 +137,8 @@ class Settings(BaseSettings):
         "discord_bot_token",
         "openai_base_url",
         "slack_interviewer_channel",
+        "slack_team_channel",
+        "discord_team_channel",
         "discord_interviewer_channel",
         "discord_interview_channel",
         "discord_interviewer_role",
@@ -177,6 +216,10 @@ class Settings(BaseSettings):
     @property
     def discord_enabled(self) -> bool:
         return self.discord_bot_token is not None
+
+    @property
+    def reminder_offsets(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.reminders.split(",") if s)
 
     @property
     def uses_real_model(self) -> bool:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import time
 
+from core.calendar import (
+    is_weekday,
+    looks_like_clock,
+    looks_like_weeks,
+    parse_clock,
+    parse_weekday,
+    parse_weeks,
+)
 from core.errors import InvalidInput
 from core.parsing import looks_like_duration, looks_like_tokens, parse_duration, parse_tokens
 
@@ -14,11 +23,17 @@ USAGE = {
     "pause": "/interview pause [@candidate]",
     "resume": "/interview resume [@candidate]",
     "end": "/interview end [@candidate]",
+    "schedule": "/interview schedule @candidate [mon..sun] [15:00] [12w] [45m] [20k] [challenge]",
+    "schedules": "/interview schedules",
+    "unschedule": "/interview unschedule <program id>",
+    "skip": "/interview skip <program id>",
+    "summary": "/interview summary",
     "status": "/interview status",
     "challenges": "/interview challenges",
     "help": "/interview help",
     "config": (
-        "/interview config channel #channel | interviewers @user ... | timezone Europe/Berlin"
+        "/interview config channel #channel | team-channel #channel | interviewers @user ... "
+        "| timezone Europe/Berlin | summary fri 17:00 (or off)"
     ),
 }
 
@@ -37,6 +52,10 @@ class Command:
     tokens: int | None = None
     challenge: str | None = None
     args: tuple[str, ...] = field(default_factory=tuple)
+    weekday: int | None = None  # schedule
+    clock: time | None = None
+    weeks: int | None = None
+    program: str | None = None  # unschedule, skip
 
 
 def usage_error(name: str, problem: str) -> InvalidInput:
@@ -51,8 +70,12 @@ def parse_command(text: str, resolve_mention: MentionResolver) -> Command:
     name, rest = words[0].lower(), words[1:]
     if name not in USAGE:
         raise InvalidInput(f"`{words[0]}` is not an /interview command.\n{HELP_TEXT}")
-    if name in ("status", "challenges", "help"):
+    if name in ("status", "challenges", "help", "schedules", "summary"):
         return Command(name)
+    if name in ("unschedule", "skip"):
+        if len(rest) != 1:
+            raise usage_error(name, "Name the program by its id (`/interview schedules`).")
+        return Command(name, program=rest[0].lower())
     if name == "config":
         if not rest:
             raise usage_error(name, "Say what to configure.")
@@ -61,17 +84,39 @@ def parse_command(text: str, resolve_mention: MentionResolver) -> Command:
     candidate = resolve_mention(rest[0]) if rest else None
     if candidate is not None:
         rest = rest[1:]
-    if name == "start" and candidate is None:
+    if name in ("start", "schedule") and candidate is None:
         raise usage_error(name, "Mention the candidate first.")
 
-    seconds = tokens = None
+    try:
+        return _with_options(name, candidate, rest)
+    except InvalidInput as exc:
+        if "\nUsage:" in str(exc):
+            raise
+        raise usage_error(name, str(exc)) from None
+
+
+def _with_options(name: str, candidate: str | None, rest: list[str]) -> Command:
+    seconds = tokens = weekday = weeks = None
+    clock: time | None = None
     challenge = None
     for word in rest:
-        if name in ("start", "extend") and looks_like_duration(word):
+        if name == "schedule" and (is_weekday(word) or word.lower().endswith("day")):
+            if weekday is not None:
+                raise usage_error(name, "Give the day only once.")
+            weekday = parse_weekday(word)
+        elif name == "schedule" and looks_like_clock(word):
+            if clock is not None:
+                raise usage_error(name, "Give the time only once.")
+            clock = parse_clock(word)
+        elif name == "schedule" and looks_like_weeks(word):
+            if weeks is not None:
+                raise usage_error(name, "Give the number of weeks only once.")
+            weeks = parse_weeks(word)
+        elif name in ("start", "extend", "schedule") and looks_like_duration(word):
             if seconds is not None:
                 raise usage_error(name, "Give the duration only once.")
             seconds = parse_duration(word)
-        elif name in ("start", "extend") and looks_like_tokens(word):
+        elif name in ("start", "extend", "schedule") and looks_like_tokens(word):
             if tokens is not None:
                 raise usage_error(name, "Give the token budget only once.")
             tokens = parse_tokens(word)
@@ -80,10 +125,24 @@ def parse_command(text: str, resolve_mention: MentionResolver) -> Command:
                 name,
                 f"`{word}` is neither a duration (like `45m`) nor a token budget (like `20k`).",
             )
-        elif name == "start" and challenge is None and not word.startswith(("+", "-", "<")):
+        elif (
+            name in ("start", "schedule")
+            and challenge is None
+            and not word.startswith(("+", "-", "<"))
+            and ":" not in word
+        ):
             challenge = word.lower()
         else:
             raise usage_error(name, f"I don't understand `{word}`.")
     if name == "extend" and seconds is None and tokens is None:
         raise usage_error(name, "Say how much to add.")
-    return Command(name, candidate=candidate, seconds=seconds, tokens=tokens, challenge=challenge)
+    return Command(
+        name,
+        candidate=candidate,
+        seconds=seconds,
+        tokens=tokens,
+        challenge=challenge,
+        weekday=weekday,
+        clock=clock,
+        weeks=weeks,
+    )

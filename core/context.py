@@ -35,6 +35,12 @@ class EngineConfig:
     extend_time_s: int = 10 * 60  # the "+10 min" button
     extend_tokens: int = 5000  # the "+5k tokens" button
     lease_s: float = 30.0  # a turn's hold on its interview, renewed while it streams
+    timezone: str = "UTC"  # the team time zone unless the workspace sets its own
+    reminders_s: tuple[int, ...] = (24 * 3600, 3600, 300)
+    schedule_grace_s: int = 600  # missed work runs late within this, else is dropped/missed
+    weekly_summary: str | None = "fri 17:00"  # None: off
+    team_channels: dict[str, str] = field(default_factory=dict)  # per platform (env)
+    interviewer_channels: dict[str, str] = field(default_factory=dict)  # per platform (env)
 
 
 @dataclass

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.calendar import WEEKDAYS, parse_when
 from core.commands import HELP_TEXT, Command, MentionResolver, usage_error
 from core.counter import counter_text
 from core.errors import InvalidInput, NotAuthorized
+from core.lifecycle import require_interviewer
 from core.models import Actor, Workspace
 from core.parsing import format_duration
 from core.service import InterviewService
@@ -50,6 +52,8 @@ async def run_command(
         )
     if command.name == "config":
         return await _configure(service, workspace, actor, command, resolve_channel, resolve_user)
+    if command.name in SCHEDULE_COMMANDS:
+        return await _schedules(service, workspace, actor, command, platform_data)
     if command.name == "start":
         assert command.candidate is not None
         interview = await service.lifecycle.start(
@@ -108,6 +112,20 @@ async def _configure(
             ) from None
         settings["timezone"] = values[0]
         reply = f"Team time zone set to {values[0]}."
+    elif key == "summary" and values:
+        when = parse_when(" ".join(values))
+        settings["summary"] = "off" if when is None else f"{WEEKDAYS[when[0]]} {when[1]:%H:%M}"
+        reply = (
+            "Weekly summaries are off here."
+            if when is None
+            else f"Weekly summaries: {_FULL_DAYS[when[0]]}s at {when[1]:%H:%M} team time."
+        )
+    elif key in ("team-channel", "team_channel") and len(values) == 1 and resolve_channel:
+        channel = resolve_channel(values[0])
+        if channel is None:
+            raise usage_error("config", f"`{values[0]}` is not a channel; pick one with #.")
+        settings["team_channel"] = channel
+        reply = f"Team notes and weekly summaries will go to <#{channel}>."
     elif key == "channel" and len(values) == 1 and resolve_channel is not None:
         channel = resolve_channel(values[0])
         if channel is None:
@@ -122,5 +140,77 @@ async def _configure(
         reply = "Interviewers: " + ", ".join(mention(u) for u in settings["interviewers"]) + "."
     else:
         raise usage_error("config", "I can't configure that.")
-    await service.queries.update_settings(workspace, **settings)
+    fresh = await service.queries.update_settings(workspace, **settings)
+    if {"summary", "timezone"} & settings.keys():
+        await service.summaries.arm(fresh)
     return reply
+
+
+SCHEDULE_COMMANDS = ("schedule", "schedules", "unschedule", "skip", "summary")
+_FULL_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+async def _schedules(
+    service: InterviewService,
+    workspace: Workspace,
+    actor: Actor,
+    command: Command,
+    platform_data: dict[str, Any] | None,
+) -> str:
+    platform = service.platforms[workspace.platform]
+    mention, when = platform.mention, platform.when
+    programs = service.programs
+    if command.name == "schedule":
+        assert command.candidate is not None
+        program, occurrences = await programs.schedule(
+            workspace,
+            actor,
+            command.candidate,
+            weekday=command.weekday,
+            clock=command.clock,
+            weeks=command.weeks,
+            time_limit_s=command.seconds,
+            token_budget=command.tokens,
+            challenge_slug=command.challenge,
+            platform_data=platform_data,
+        )
+        return (
+            f"Scheduled `{program.short_id}`: `{program.challenge_slug}` with "
+            f"{mention(program.candidate_id)}, {_FULL_DAYS[program.weekday]}s at "
+            f"{program.local_time} {program.timezone}, {program.count} times; the first is "
+            f"{when(occurrences[0].at, program.timezone)}. Reminders go out "
+            + ", ".join(_before(s) for s in program.reminders_s)
+            + " before each."
+        )
+    if command.name == "schedules":
+        views = await programs.list(workspace, actor)
+        if not views:
+            return "No interviews are scheduled. Add one with `/interview schedule @candidate`."
+        return "Scheduled programs:\n" + "\n".join(
+            f"• `{v.program.short_id}` {mention(v.program.candidate_id)} · {v.challenge.title} · "
+            f"{_FULL_DAYS[v.program.weekday]}s {v.program.local_time} {v.program.timezone} · "
+            f"next {when(v.next_at, v.program.timezone)} · {v.remaining} left"
+            for v in views
+            if v.next_at is not None
+        )
+    if command.name == "unschedule":
+        assert command.program is not None
+        program = await programs.unschedule(workspace, actor, command.program)
+        return (
+            f"Cancelled program `{program.short_id}` with {mention(program.candidate_id)}: no "
+            "more interviews or reminders."
+        )
+    if command.name == "skip":
+        assert command.program is not None
+        program, occurrence = await programs.skip(workspace, actor, command.program)
+        return (
+            f"Skipped the interview of {when(occurrence.at, program.timezone)} "
+            f"(program `{program.short_id}`); its reminders won't go out."
+        )
+    require_interviewer(actor)
+    week = await service.summaries.week(workspace, service.clock.now())
+    return service.summaries.text(workspace, week)
+
+
+def _before(seconds: int) -> str:
+    return format_duration(seconds).replace(" ", "")

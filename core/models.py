@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -198,6 +198,56 @@ class Job:
     attempts: int = 0
     revision: int = 0
     last_error: str | None = None
+
+
+class ProgramStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class OccurrenceStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    STARTED = "started"  # the interview opened (``interview_id``)
+    MISSED = "missed"  # the candidate was busy, or the bot was down too long (``note``)
+    SKIPPED = "skipped"  # an interviewer skipped it
+
+
+@dataclass
+class Program:
+    """A weekly interview: ``count`` occurrences on ``weekday`` at ``local_time`` in
+    ``timezone`` (the team's zone when it was scheduled), from ``first_date``."""
+
+    workspace_id: str
+    platform: str
+    candidate_id: str
+    interviewer_id: str
+    weekday: int  # Monday is 0
+    local_time: str  # "15:00"
+    timezone: str
+    first_date: date
+    count: int
+    challenge_slug: str
+    created_at: datetime
+    time_limit_s: int | None = None  # None: the challenge's suggestion, else the default
+    token_budget: int | None = None
+    reminders_s: list[int] = field(default_factory=list)
+    platform_data: dict[str, Any] = field(default_factory=dict)
+    status: ProgramStatus = ProgramStatus.ACTIVE
+    id: str = field(default_factory=new_id)
+    short_id: str = field(default_factory=lambda: new_id()[:6])
+
+
+@dataclass
+class Occurrence:
+    """One of a program's interviews, at a moment in UTC."""
+
+    program_id: str
+    index: int  # 0-based
+    at: datetime
+    status: OccurrenceStatus = OccurrenceStatus.SCHEDULED
+    interview_id: str | None = None
+    note: str | None = None
+    id: str = field(default_factory=new_id)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,18 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
-from core.models import AuditEvent, Challenge, Interview, Job, Turn, TurnStatus, Workspace
+from core.models import (
+    AuditEvent,
+    Challenge,
+    Interview,
+    Job,
+    Occurrence,
+    OccurrenceStatus,
+    Program,
+    Turn,
+    TurnStatus,
+    Workspace,
+)
 
 if TYPE_CHECKING:
     from core.counter import CounterView
@@ -125,6 +136,11 @@ class Platform(Protocol):
         self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
     ) -> None: ...
 
+    def when(self, moment: datetime, zone: str) -> str:
+        """A moment as each reader sees it in their own time zone where the platform can
+        (Slack ``<!date^…>``, Discord ``<t:…:F>``), else in ``zone``."""
+        ...
+
 
 # ---- storage: one unit of work per use case, a repository per aggregate -----------------
 
@@ -135,6 +151,8 @@ class WorkspaceRepository(Protocol):
     async def get(self, workspace_id: str) -> Workspace | None: ...
 
     async def update(self, workspace: Workspace) -> None: ...
+
+    async def list_all(self) -> list[Workspace]: ...
 
 
 LIFECYCLE_FIELDS = (
@@ -223,6 +241,12 @@ class InterviewRepository(Protocol):
         """Ids of open interviews that have a pending or streaming turn (the sweep)."""
         ...
 
+    async def started_between(
+        self, workspace_id: str, start: datetime, end: datetime
+    ) -> list[Interview]:
+        """The workspace's interviews that started in ``[start, end)``."""
+        ...
+
 
 class ChallengeRepository(Protocol):
     async def get(self, workspace_id: str | None, slug: str) -> Challenge | None:
@@ -236,8 +260,39 @@ class ChallengeRepository(Protocol):
         ...
 
 
+class ProgramRepository(Protocol):
+    """Weekly programs and their occurrences."""
+
+    async def add(self, program: Program, occurrences: list[Occurrence]) -> None:
+        """Insert; ``Conflict`` if the short id is taken in the workspace."""
+        ...
+
+    async def get(self, program_id: str) -> Program | None: ...
+
+    async def by_short_id(self, workspace_id: str, short_id: str) -> Program | None: ...
+
+    async def list_active(self, workspace_id: str) -> list[Program]: ...
+
+    async def update(self, program: Program) -> None: ...
+
+    async def occurrences(self, program_id: str) -> list[Occurrence]:
+        """The program's occurrences by index."""
+        ...
+
+    async def update_occurrence(
+        self, occurrence: Occurrence, *, was: OccurrenceStatus | None = None
+    ) -> bool:
+        """Save; with ``was``, only if it still has that status (False if not)."""
+        ...
+
+
 class JobRepository(Protocol):
     """Durable due work. Claims expire, so a job whose process died is taken over."""
+
+    async def add_once(self, job: Job) -> bool:
+        """Insert unless a job with this key exists (done or not): for work that must
+        happen once ever, such as a reminder. True if it was inserted."""
+        ...
 
     async def schedule(self, job: Job) -> None:
         """Insert, or move the job with this key (new moment and payload, not done,
@@ -292,6 +347,7 @@ class UnitOfWork(Protocol):
     challenges: ChallengeRepository
     jobs: JobRepository
     leases: LeaseRepository
+    programs: ProgramRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -2,7 +2,8 @@
 
 ``service.lifecycle`` (start, extend, pause, resume, end, control), ``service.turns``
 (candidate messages), ``service.queries`` (what adapters read), ``service.upkeep``
-(warnings, counters, the ticks) and ``service.jobs`` (the durable job runner).
+(warnings, counters, the ticks), ``service.programs`` (weekly schedules and reminders),
+``service.summaries`` (the weekly summary) and ``service.jobs`` (the durable job runner).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from core.jobs import ClockAlarm, JobRunner
 from core.lifecycle import Lifecycle
 from core.models import EndReason, Status
 from core.ports import Alarm, ChatModel, Metrics, NoMetrics, Platform, UnitOfWorkFactory
+from core.programs import Programs
 from core.queries import Queries
+from core.summary import Summaries
 from core.turns import Turns
 from core.upkeep import Upkeep
 
@@ -61,6 +64,8 @@ class InterviewService:
         self.lifecycle = Lifecycle(self.ctx, self.upkeep)
         self.turns = Turns(self.ctx, self.upkeep)
         self.queries = Queries(self.ctx, self.upkeep)
+        self.programs = Programs(self.ctx, self.lifecycle)
+        self.summaries = Summaries(self.ctx)
 
     @property
     def platforms(self) -> dict[str, Platform]:
@@ -93,6 +98,7 @@ class InterviewService:
                 await self.upkeep.arm(interview)
         await self.turns.sweep()
         await self.turns.settle()
+        await self.summaries.arm_all()
 
     async def sweep(self) -> None:
         """Run due jobs and take over orphaned turns (called periodically)."""

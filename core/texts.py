@@ -134,3 +134,60 @@ def not_running(interview: Interview) -> str:
     if interview.status is Status.ENDED:
         return "This interview has ended, so messages are no longer answered. Thank you!"
     return "This interview has not started yet."
+
+
+# ---- schedules --------------------------------------------------------------------------
+
+MISSED_DOWN = "the bot was not running at the time"
+MISSED_BUSY = "the candidate was still in another interview"
+
+
+def no_program(short_id: str) -> str:
+    return f"There is no program `{short_id}` here. `/interview schedules` lists them."
+
+
+def nothing_to_skip(short_id: str) -> str:
+    return f"Program `{short_id}` has no occurrence left to skip."
+
+
+def _duration_words(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return "24 hours" if hours == 24 else f"{hours} hour" + ("s" if hours != 1 else "")
+    minutes = seconds // 60
+    return f"{minutes} minute" + ("s" if minutes != 1 else "")
+
+
+def reminder(
+    mention: Mention,
+    *,
+    for_candidate: bool,
+    candidate_id: str,
+    challenge: str,
+    when: str,
+    in_s: int,
+    minutes: int,
+) -> str:
+    who = "Your interview" if for_candidate else f"The interview with {mention(candidate_id)}"
+    return (
+        f"⏰ {who} starts in {_duration_words(in_s)}: {when}. Challenge: {challenge}, "
+        f"{minutes} minutes. The private conversation will open by itself."
+    )
+
+
+def team_note(mention: Mention, candidate_id: str, challenge: str, when: str) -> str:
+    return f"📅 Tomorrow: an interview with {mention(candidate_id)} ({challenge}), {when}."
+
+
+def occurrence_started(mention: Mention, candidate_id: str, short_id: str) -> str:
+    return (
+        f"▶️ The scheduled interview with {mention(candidate_id)} (program `{short_id}`) has "
+        "started in your private conversation with them."
+    )
+
+
+def occurrence_missed(mention: Mention, candidate_id: str, when: str, why: str) -> str:
+    return (
+        f"⚠️ The scheduled interview with {mention(candidate_id)} at {when} did not start: "
+        f"{why}. It is marked missed."
+    )

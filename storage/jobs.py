@@ -27,6 +27,11 @@ class SqlJobs:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
+    async def add_once(self, job: Job) -> bool:
+        insert = _upsert(self._s)(jobs).values(row_values(job, jobs))
+        result = await self._s.execute(insert.on_conflict_do_nothing().returning(jobs.c.id))
+        return result.scalar() is not None
+
     async def schedule(self, job: Job) -> None:
         insert = _upsert(self._s)(jobs).values(row_values(job, jobs))
         await self._s.execute(

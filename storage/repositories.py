@@ -5,6 +5,7 @@ Each works inside the unit of work's transaction (:mod:`storage.uow`); nothing h
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +18,10 @@ from core.models import (
     AuditEvent,
     Challenge,
     Interview,
+    Occurrence,
+    OccurrenceStatus,
+    Program,
+    ProgramStatus,
     Status,
     Turn,
     TurnStatus,
@@ -31,9 +36,11 @@ from storage.tables import (
     audit_events,
     challenges,
     interviews,
+    programs,
     turns,
     workspaces,
 )
+from storage.tables import occurrences as occurrences_table
 
 VERSION_CONFLICT = "The interview changed while you were acting on it; please try again."
 ROOM_CONFLICT = "This conversation is already linked to another interview."
@@ -87,6 +94,10 @@ class SqlWorkspaces:
         query = sa.select(workspaces).where(workspaces.c.id == workspace_id)
         row = (await self._s.execute(query)).mappings().first()
         return None if row is None else from_row(Workspace, row)
+
+    async def list_all(self) -> list[Workspace]:
+        rows = await self._s.execute(sa.select(workspaces).order_by(workspaces.c.id))
+        return [from_row(Workspace, row) for row in rows.mappings()]
 
     async def update(self, workspace: Workspace) -> None:
         await self._s.execute(
@@ -267,6 +278,17 @@ class SqlInterviews:
         row = (await self._s.execute(query)).mappings().first()
         return None if row is None else from_row(Turn, row)
 
+    async def started_between(
+        self, workspace_id: str, start: datetime, end: datetime
+    ) -> list[Interview]:
+        query = sa.select(interviews).where(
+            interviews.c.workspace_id == workspace_id,
+            interviews.c.started_at >= start,
+            interviews.c.started_at < end,
+        )
+        rows = await self._s.execute(query.order_by(interviews.c.started_at))
+        return [from_row(Interview, row) for row in rows.mappings()]
+
     async def with_open_turns(self) -> list[str]:
         query = (
             sa.select(turns.c.interview_id)
@@ -275,6 +297,71 @@ class SqlInterviews:
             .distinct()
         )
         return [str(value) for value in (await self._s.scalars(query))]
+
+
+class SqlPrograms:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, program: Program, occurrences: list[Occurrence]) -> None:
+        try:
+            await self._s.execute(sa.insert(programs).values(row_values(program, programs)))
+        except IntegrityError as exc:
+            raise Conflict("That program id is taken; please try again.") from exc
+        if occurrences:
+            await self._s.execute(
+                sa.insert(occurrences_table),
+                [row_values(o, occurrences_table) for o in occurrences],
+            )
+
+    async def get(self, program_id: str) -> Program | None:
+        return await self._one(programs.c.id == program_id)
+
+    async def by_short_id(self, workspace_id: str, short_id: str) -> Program | None:
+        return await self._one(
+            programs.c.workspace_id == workspace_id, programs.c.short_id == short_id.lower()
+        )
+
+    async def list_active(self, workspace_id: str) -> list[Program]:
+        query = sa.select(programs).where(
+            programs.c.workspace_id == workspace_id, programs.c.status == ProgramStatus.ACTIVE
+        )
+        rows = await self._s.execute(query.order_by(programs.c.created_at))
+        return [from_row(Program, row) for row in rows.mappings()]
+
+    async def update(self, program: Program) -> None:
+        await self._s.execute(
+            sa.update(programs).where(programs.c.id == program.id).values(status=program.status)
+        )
+
+    async def occurrences(self, program_id: str) -> list[Occurrence]:
+        query = (
+            sa.select(occurrences_table)
+            .where(occurrences_table.c.program_id == program_id)
+            .order_by(occurrences_table.c.index)
+        )
+        return [from_row(Occurrence, row) for row in (await self._s.execute(query)).mappings()]
+
+    async def update_occurrence(
+        self, occurrence: Occurrence, *, was: OccurrenceStatus | None = None
+    ) -> bool:
+        query = (
+            sa.update(occurrences_table)
+            .where(occurrences_table.c.id == occurrence.id)
+            .values(
+                status=occurrence.status,
+                interview_id=occurrence.interview_id,
+                note=occurrence.note,
+            )
+        )
+        if was is not None:
+            query = query.where(occurrences_table.c.status == was)
+        result = await self._s.execute(query)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _one(self, *where: sa.ColumnElement[bool]) -> Program | None:
+        row = (await self._s.execute(sa.select(programs).where(*where))).mappings().first()
+        return None if row is None else from_row(Program, row)
 
 
 class SqlChallenges:

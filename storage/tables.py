@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-from core.models import EndReason, Status, TurnStatus
+from core.models import EndReason, OccurrenceStatus, ProgramStatus, Status, TurnStatus
 
 OPEN_STATUSES = ("active", "paused")
 """Interview statuses that count as "open" (at most one per candidate and workspace)."""
@@ -265,3 +265,44 @@ rate_limits = sa.Table(
     # GCRA's "theoretical arrival time" in seconds since the epoch.
     sa.Column("tat", sa.Float, nullable=False),
 )
+
+programs = sa.Table(
+    "programs",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("short_id", KIND, nullable=False),
+    sa.Column(
+        "workspace_id", ID, sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("platform", KIND, nullable=False),
+    sa.Column("candidate_id", NAME, nullable=False),
+    sa.Column("interviewer_id", NAME, nullable=False),
+    sa.Column("weekday", sa.Integer, nullable=False),
+    sa.Column("local_time", KIND, nullable=False),
+    sa.Column("timezone", NAME, nullable=False),
+    sa.Column("first_date", sa.Date, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("challenge_slug", NAME, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("time_limit_s", sa.Integer, nullable=True),
+    sa.Column("token_budget", sa.Integer, nullable=True),
+    sa.Column("reminders_s", JSON, nullable=False),
+    sa.Column("platform_data", JSON, nullable=False),
+    sa.Column("status", EnumText(ProgramStatus), nullable=False),
+    # The short id people type is unique within a workspace.
+    sa.UniqueConstraint("workspace_id", "short_id"),
+)
+
+occurrences = sa.Table(
+    "occurrences",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("program_id", ID, sa.ForeignKey("programs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("index", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status", EnumText(OccurrenceStatus), nullable=False),
+    sa.Column("interview_id", ID, nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.UniqueConstraint("program_id", "index"),
+)
+sa.Index("ix_occurrences_at", occurrences.c.at)

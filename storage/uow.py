@@ -20,10 +20,11 @@ from core.ports import (
     InterviewRepository,
     JobRepository,
     LeaseRepository,
+    ProgramRepository,
     WorkspaceRepository,
 )
 from storage.jobs import SqlJobs, SqlLeases
-from storage.repositories import SqlChallenges, SqlInterviews, SqlWorkspaces
+from storage.repositories import SqlChallenges, SqlInterviews, SqlPrograms, SqlWorkspaces
 
 
 class SqlUnitOfWork:
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
     challenges: ChallengeRepository
     jobs: JobRepository
     leases: LeaseRepository
+    programs: ProgramRepository
 
     def __init__(self, engine: AsyncEngine, turnstile: _Turnstile | None = None) -> None:
         self._engine = engine
@@ -57,6 +59,7 @@ class SqlUnitOfWork:
         self.challenges = SqlChallenges(session)
         self.jobs = SqlJobs(session)
         self.leases = SqlLeases(session)
+        self.programs = SqlPrograms(session)
         return self
 
     async def __aexit__(

@@ -331,3 +331,40 @@ async def test_statements_per_turn_do_not_grow_with_the_history(
         short = await _statements_for_one_turn(database, fake, 10)
         long = await _statements_for_one_turn(database, fake, 200)
     assert short == long <= 25, (short, long)
+
+
+async def test_two_processes_send_each_reminder_and_summary_once_and_start_once(
+    database: UnitOfWorkFactory, second_database: UnitOfWorkFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with two_processes(database, second_database, fake_openai) as (a, b, platform, clock):
+        workspace = await a.queries.workspace("test", "T1")
+        workspace = await a.queries.update_settings(
+            workspace, timezone="Europe/Berlin", team_channel="CTEAM"
+        )
+        program, occurrences = await a.programs.schedule(workspace, INTERVIEWER, CANDIDATE, weeks=1)
+        await a.summaries.arm(workspace)
+        await b.summaries.arm(workspace)  # both processes arm it: still one job
+        end = occurrences[0].at + timedelta(days=1)
+        while clock.now() < end:
+            async with database() as uow:
+                due = await uow.jobs.next_due()
+            step = end if due is None or due > end else max(due, clock.now())
+            clock.advance(step - clock.now())
+            await asyncio.gather(a.sweep(), b.sweep(), a.sweep(), b.sweep())
+            await a.settle()
+            await b.settle()
+        dms = [(who, text) for who, text in platform.notices if who in (CANDIDATE, "U_INT")]
+        for who in (CANDIDATE, "U_INT"):
+            for words in ("24 hours", "1 hour", "5 minutes"):
+                assert sum(w == who and f"starts in {words}" in t for w, t in dms) == 1
+        team = [t for who, t in platform.notices if who == "CTEAM"]
+        assert sum("Tomorrow" in t for t in team) == 1
+        # Fridays 17:00 Berlin in the walk: Jan 2 and Jan 9, each summary once
+        assert [t.split("before ", 1)[1][:17] for t in team if t.startswith("📊")] == [
+            "<when 2026-01-02T",
+            "<when 2026-01-09T",
+        ]
+        assert len(platform.rooms) == 1  # the occurrence started once
+        async with database() as uow:
+            (occurrence, *_) = await uow.programs.occurrences(program.id)
+        assert occurrence.interview_id in platform.rooms

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import datetime
 from typing import TextIO
 
+from core.calendar import local_text
 from core.counter import CounterView, counter_text
 from core.models import Challenge, Interview, Turn, Workspace
 
@@ -51,6 +53,9 @@ class ConsolePlatform:
 
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out
+
+    def when(self, moment: datetime, zone: str) -> str:
+        return local_text(moment, zone)
 
     def mention(self, user_id: str) -> str:
         """People are plain names in the console."""

@@ -35,11 +35,20 @@ candidate's message to the AI assistant):
 • /interview extend [NAME] +10m   or   /interview extend [NAME] +5k
 • /interview pause [NAME] · /interview resume [NAME] · /interview end [NAME]
 • /interview status · /interview challenges · /interview help
-• /interview config timezone Europe/Berlin
+• /interview schedule NAME [mon..sun] [15:00] [12w] [45m] [20k] [challenge]   weekly, team time
+• /interview schedules · /interview unschedule ID · /interview skip ID · /interview summary
+• /interview config timezone Europe/Berlin · /interview config summary fri 17:00 (or off)
 • /switch NAME   send your next lines to NAME's interview
 • /quit          leave (everything is saved; run the console again to continue)"""
 
-PLATFORM_ONLY_SETTINGS = ("channel", "interviewers", "interview_channel", "role")
+PLATFORM_ONLY_SETTINGS = (
+    "channel",
+    "interviewers",
+    "interview_channel",
+    "role",
+    "team-channel",
+    "team_channel",
+)
 
 
 def resolve_console_user(word: str) -> str | None:

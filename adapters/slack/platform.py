@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -20,6 +21,7 @@ from adapters.slack.blocks import (
     root_blocks,
 )
 from adapters.slack.outbox import SlackOutbox
+from core.calendar import local_text
 from core.counter import CounterView
 from core.lifecycle import Control
 from core.models import Challenge, Interview, Status, Turn, Workspace
@@ -179,6 +181,11 @@ class SlackPlatform:
         self.flush_interval_s = flush_interval_s
         # What each root message last showed besides the passing time (see show_counter).
         self._shown: dict[str, tuple[object, ...]] = {}
+
+    def when(self, moment: datetime, zone: str) -> str:
+        """Shown in each reader's own time zone by Slack (the fallback in the team's)."""
+        unix = int(moment.timestamp())
+        return f"<!date^{unix}^{{date_short_pretty}} at {{time}}|{local_text(moment, zone)}>"
 
     def mention(self, user_id: str) -> str:
         return f"<@{user_id}>"

@@ -18,6 +18,10 @@ from core.models import (
     Challenge,
     Interview,
     Job,
+    Occurrence,
+    OccurrenceStatus,
+    Program,
+    ProgramStatus,
     Status,
     Turn,
     TurnStatus,
@@ -38,6 +42,8 @@ class MemoryDatabase:
     audit: list[AuditEvent] = field(default_factory=list)
     challenges: dict[tuple[str | None, str], Challenge] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
+    programs: dict[str, Program] = field(default_factory=dict)
+    occurrences: dict[str, list[Occurrence]] = field(default_factory=dict)
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     commits: int = 0
 
@@ -59,6 +65,9 @@ class MemoryWorkspaces:
 
     async def update(self, workspace: Workspace) -> None:
         self.db.workspaces[workspace.id] = copy.deepcopy(workspace)
+
+    async def list_all(self) -> list[Workspace]:
+        return copy.deepcopy(list(self.db.workspaces.values()))
 
 
 class MemoryInterviews:
@@ -182,6 +191,17 @@ class MemoryInterviews:
                 return copy.deepcopy(turn)
         return None
 
+    async def started_between(
+        self, workspace_id: str, start: datetime, end: datetime
+    ) -> list[Interview]:
+        return [
+            copy.deepcopy(i)
+            for i in self.db.interviews.values()
+            if i.workspace_id == workspace_id
+            and i.started_at is not None
+            and start <= i.started_at < end
+        ]
+
     async def with_open_turns(self) -> list[str]:
         return [
             interview_id
@@ -209,9 +229,59 @@ class MemoryChallenges:
         self.db.challenges[(workspace_id, challenge.slug)] = challenge
 
 
+class MemoryPrograms:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self.db = db
+
+    async def add(self, program: Program, occurrences: list[Occurrence]) -> None:
+        for other in self.db.programs.values():
+            if (other.workspace_id, other.short_id) == (program.workspace_id, program.short_id):
+                raise Conflict("That program id is taken; please try again.")
+        self.db.programs[program.id] = copy.deepcopy(program)
+        self.db.occurrences[program.id] = copy.deepcopy(occurrences)
+
+    async def get(self, program_id: str) -> Program | None:
+        return copy.deepcopy(self.db.programs.get(program_id))
+
+    async def by_short_id(self, workspace_id: str, short_id: str) -> Program | None:
+        for program in self.db.programs.values():
+            if (program.workspace_id, program.short_id) == (workspace_id, short_id.lower()):
+                return copy.deepcopy(program)
+        return None
+
+    async def list_active(self, workspace_id: str) -> list[Program]:
+        return [
+            copy.deepcopy(p)
+            for p in self.db.programs.values()
+            if p.workspace_id == workspace_id and p.status is ProgramStatus.ACTIVE
+        ]
+
+    async def update(self, program: Program) -> None:
+        self.db.programs[program.id].status = program.status
+
+    async def occurrences(self, program_id: str) -> list[Occurrence]:
+        return copy.deepcopy(self.db.occurrences.get(program_id, []))
+
+    async def update_occurrence(
+        self, occurrence: Occurrence, *, was: OccurrenceStatus | None = None
+    ) -> bool:
+        stored = self.db.occurrences[occurrence.program_id][occurrence.index]
+        if was is not None and stored.status is not was:
+            return False
+        stored.status, stored.interview_id = occurrence.status, occurrence.interview_id
+        stored.note = occurrence.note
+        return True
+
+
 class MemoryJobs:
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
+
+    async def add_once(self, job: Job) -> bool:
+        if job.key in self.db.jobs:
+            return False
+        self.db.jobs[job.key] = copy.deepcopy(job)
+        return True
 
     async def schedule(self, job: Job) -> None:
         stored = self.db.jobs.get(job.key)
@@ -300,6 +370,7 @@ class MemoryUnitOfWork:
         self.challenges = MemoryChallenges(db)
         self.jobs = MemoryJobs(db)
         self.leases = MemoryLeases(db)
+        self.programs = MemoryPrograms(db)
 
     async def __aenter__(self) -> Self:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from core.counter import CounterView
 from core.models import Challenge, Interview, Turn, Workspace
@@ -35,6 +36,9 @@ class RecordingPlatform:
     fail_open: bool = False
     # Everything shown in the conversation, in order: ("notice", text), ("reply", "").
     timeline: list[tuple[str, str]] = field(default_factory=list)
+
+    def when(self, moment: datetime, zone: str) -> str:
+        return f"<when {moment.isoformat()} {zone}>"
 
     def mention(self, user_id: str) -> str:
         return f"<@{user_id}>"
