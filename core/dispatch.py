@@ -177,7 +177,9 @@ async def _schedules(
         return (
             f"Scheduled `{program.short_id}`: `{program.challenge_slug}` with "
             f"{mention(program.candidate_id)}, {_FULL_DAYS[program.weekday]}s at "
-            f"{program.local_time} {program.timezone}, {program.count} times; the first is "
+            f"{program.local_time} {program.timezone}, "
+            + ("once" if program.count == 1 else f"{program.count} times")
+            + "; the first is "
             f"{when(occurrences[0].at, program.timezone)}. Reminders go out "
             + ", ".join(_before(s) for s in program.reminders_s)
             + " before each."

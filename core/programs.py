@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from core import texts
-from core.calendar import first_day, weekly
+from core.calendar import MAX_WEEKS, first_day, weekly
 from core.challenges import find_challenge
 from core.context import Context
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -107,6 +107,8 @@ class Programs:
             raise InvalidInput(texts.too_small_budget(token_budget, MIN_TOKEN_BUDGET))
         if time_limit_s is not None and time_limit_s < MIN_TIME_LIMIT_SECONDS:
             raise InvalidInput(texts.AT_LEAST_A_MINUTE)
+        if weeks is not None and not 1 <= weeks <= MAX_WEEKS:
+            raise InvalidInput(f"A program has from 1 to {MAX_WEEKS} weekly occurrences.")
         zone = team_zone(ctx, workspace)
         weekday = DEFAULT_WEEKDAY if weekday is None else weekday
         clock = clock or DEFAULT_TIME

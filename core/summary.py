@@ -1,7 +1,7 @@
 """The weekly summary: one message to the team channel per week, exactly once.
 
 Each week's summary is a durable job keyed by the workspace and the local moment it is due
-(``summary:<workspace>:<date>T<time>``), added only if absent; when it runs it arms the next
+(``summary:<workspace>:<UTC moment>``), added only if absent; when it runs it arms the next
 week's. A job left from an older setting (the time was changed, or summaries turned off)
 does nothing. Sending claims the calendar week (a done marker, ``summary-sent:<ws>:<week>``,
 inserted once), so no restart, second process or change of time sends two in a week.
@@ -60,8 +60,7 @@ class Summaries:
             return None
         zone = team_zone(self.ctx, workspace)
         at = next_weekly(after or self.ctx.clock.now(), when[0], when[1], zone)
-        local = at.astimezone(ZoneInfo(zone))
-        key = f"summary:{workspace.id}:{local:%Y-%m-%dT%H:%M}"
+        key = f"summary:{workspace.id}:{at:%Y-%m-%dT%H:%MZ}"  # the moment, in UTC
         job = Job(SUMMARY, key, at, {"workspace_id": workspace.id})
         async with self.ctx.uow() as uow:
             await uow.jobs.add_once(job)

@@ -56,6 +56,13 @@ class DiscordWorld:
 
     async def slash(self, sub: str, user: int, **options: Any) -> dict[str, Any]:
         """Run ``/interview <sub>``; return the bot's first follow-up (its answer)."""
+        return await self.slash_with(sub, user, options)
+
+    async def slash_with(
+        self, sub: str, user: int, options: dict[str, Any] | list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """:meth:`slash` with named options, or a raw option list: values Discord's client
+        would refuse (out of range, not a choice) reach the bot as they are."""
         group = None
         if sub.startswith("config "):
             group, sub = "config", sub.split()[1]
@@ -195,24 +202,28 @@ async def start_runtime(
 
 
 @asynccontextmanager
-async def discord_world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
-    """A fake Discord and a fake OpenAI, and the bot's runtime connected to them."""
+async def discord_world(
+    tmp_path: Path, clock: ManualClock | None = None, **overrides: Any
+) -> AsyncIterator[DiscordWorld]:
+    """A fake Discord and a fake OpenAI, and the bot's runtime connected to them (on
+    ``clock``, with ``overrides`` of the test settings)."""
     async with FakeDiscord() as fake, FakeOpenAI(tokens_per_chunk=3) as openai:
         ids = fake.seed()
         stranger = fake.add_member(ids.guild_id, username="sam")
-        settings = load_settings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path}/discord.db",
-            discord_bot_token="test-token",
-            discord_api_base=fake.api_base,
-            discord_guild_ids=str(ids.guild_id),
-            openai_api_key="sk-test",
-            openai_base_url=openai.base_url,
-            llm_max_retries=0,
-            http_host="127.0.0.1",
-            http_port=0,
+        options: dict[str, Any] = {
+            "database_url": f"sqlite+aiosqlite:///{tmp_path}/discord.db",
+            "discord_bot_token": "test-token",
+            "discord_api_base": fake.api_base,
+            "discord_guild_ids": str(ids.guild_id),
+            "openai_api_key": "sk-test",
+            "openai_base_url": openai.base_url,
+            "llm_max_retries": 0,
+            "http_host": "127.0.0.1",
+            "http_port": 0,
             **QUIET_SCHEDULER,
-        )
-        clock = manual_clock()
+        }
+        settings = load_settings(**{**options, **overrides})
+        clock = clock or manual_clock()
         with discord_py_isolated():
             runtime, adapter = await start_runtime(settings, clock)
             world = DiscordWorld(fake, openai, ids, stranger, settings, clock, runtime, adapter)

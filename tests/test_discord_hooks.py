@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from adapters.discord import views
-from adapters.discord.commands import FAILURE
+from adapters.discord.commands import DISCORD_USAGE, FAILURE
 from core.models import Status
 from tests.test_discord import DiscordWorld, discord_world, open_interview
 
@@ -43,7 +43,10 @@ async def test_config_commands_pass_the_groups_check_too(world: DiscordWorld) ->
     assert "interviewer_role" not in (await world.workspace()).settings
 
     wrong = await world.slash("config timezone", world.interviewer, timezone="Mars/Olympus")
-    assert wrong["data"]["content"] == "❌ `Mars/Olympus` is not a time zone like Europe/Berlin."
+    assert wrong["data"]["content"] == (
+        "❌ `Mars/Olympus` is not a time zone like Europe/Berlin.\n"
+        f"Usage: `{DISCORD_USAGE['config']}`"
+    )
     assert "timezone" not in (await world.workspace()).settings
 
     # Open to everyone: help and the challenge list.

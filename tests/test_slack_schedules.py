@@ -38,7 +38,7 @@ async def test_schedule_reminds_once_and_opens_the_interview_by_itself(tmp_path:
         await world.command("config team-channel <#CTEAM01|team>")
         (reply,) = await world.command(f"schedule <@{CANDIDATE}|alice> fri 13:10 1w 20m 5k")
         assert reply["text"].startswith("Scheduled `"), reply
-        assert "<!date^" in reply["text"] and "Fridays at 13:10 UTC, 1 times" in reply["text"]
+        assert "<!date^" in reply["text"] and "Fridays at 13:10 UTC, once" in reply["text"]
         (listed,) = await world.command("schedules")
         assert "next <!date^" in listed["text"] and "1 left" in listed["text"]
         refused = await world.command(f"schedule <@{CANDIDATE}|alice> fri", user=STRANGER)

@@ -18,24 +18,28 @@ What every sub-command shares runs in discord.py's own hooks of the group (see
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import discord
 from discord import app_commands
 
 from adapters.discord.access import Access
 from adapters.discord.inflight import InFlight
-from core.commands import HELP_TEXT, Command
+from adapters.discord.platform import DISCORD_LIMIT
+from core.calendar import MAX_WEEKS, WEEKDAYS, parse_clock, parse_weekday
+from core.commands import USAGE, Command, MentionResolver, usage_error
 from core.dispatch import run_command
-from core.errors import DomainError, InvalidInput, NotAuthorized
+from core.errors import DomainError, InvalidInput, NotAuthorized, NotFound
 from core.models import Actor, Workspace
 from core.service import InterviewService
+from core.text import split_message
 
 log = logging.getLogger(__name__)
 
 Minutes = app_commands.Range[int, 1, 1440]
 Tokens = app_commands.Range[int, 1, 10_000_000]
+Weeks = app_commands.Range[int, 1, 52]  # core.calendar.MAX_WEEKS
 FAILURE = "Something went wrong on our side; nothing was changed. Please try again."
 NOT_INTERVIEWER = (
     "Only interviewers can do that: members with Manage Server or the interviewer role."
@@ -48,20 +52,63 @@ EVERYONE: dict[Any, Any] = {"everyone": True}
 WORKSPACE = "interview_buddy.workspace"
 ACTOR = "interview_buddy.actor"
 
-DISCORD_HELP = (
-    HELP_TEXT.replace(
-        "/interview start @candidate [45m|1h|1h30m] [20k|15000] [challenge]",
-        "/interview start candidate:@user [minutes] [tokens] [challenge]",
-    )
-    .replace(
-        "/interview extend [@candidate] +10m  or  /interview extend [@candidate] +5k",
-        "/interview extend candidate:@user [minutes] [tokens]",
-    )
-    .replace(
-        "/interview config channel #channel | interviewers @user ... | timezone Europe/Berlin",
-        "/interview config channel|interview_channel|role|timezone",
-    )
+# Each /interview command as a Discord user types it (options, not words); the engine's
+# messages name the text forms of core.commands.USAGE, which discord_wording() replaces.
+DISCORD_USAGE = {
+    "start": "/interview start candidate:@user [minutes] [tokens] [challenge]",
+    "extend": "/interview extend candidate:@user [minutes] [tokens]",
+    "pause": "/interview pause candidate:@user",
+    "resume": "/interview resume candidate:@user",
+    "end": "/interview end candidate:@user",
+    "schedule": (
+        "/interview schedule candidate:@user [day:mon..sun] [time:15:00] [weeks:1-52] "
+        "[minutes] [tokens] [challenge]"
+    ),
+    "schedules": "/interview schedules",
+    "unschedule": "/interview unschedule program:<id>",
+    "skip": "/interview skip program:<id>",
+    "summary": "/interview summary",
+    "status": "/interview status",
+    "challenges": "/interview challenges",
+    "help": "/interview help",
+    "config": (
+        "/interview config channel|interview_channel|team_channel|role|timezone "
+        "or config summary when:fri 17:00 (or off)"
+    ),
+}
+DISCORD_HELP = "Interview Buddy commands:\n" + "\n".join(
+    f"• `{form}`" for form in DISCORD_USAGE.values()
 )
+DAY_CHOICES = [
+    app_commands.Choice(name=name, value=value)
+    for name, value in zip(
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+        WEEKDAYS,
+        strict=True,
+    )
+]
+
+
+def discord_wording(text: str) -> str:
+    """An engine message with every text-command form (``Usage: `/interview start @candidate
+    …```, the help) in its Discord form."""
+    for name, form in USAGE.items():
+        text = text.replace(f"`{form}`", f"`{DISCORD_USAGE.get(name, form)}`")
+    # hints such as "End it first with `/interview end <@42>`" or "Add one with
+    # `/interview schedule @candidate`": the candidate is an option on Discord
+    return _HINT.sub(
+        lambda m: f"`/interview {m['name']} candidate:{m['who'].replace('@candidate', '@user')}`",
+        text,
+    )
+
+
+_HINT = re.compile(r"`/interview (?P<name>\w+) (?P<who><@\d+>|@candidate)`")
+
+
+def channel_id(word: str) -> str | None:
+    """``<#123>`` (what the Discord commands hand the engine's config) -> ``123``."""
+    found = word.strip().removeprefix("<#").removesuffix(">")
+    return found if found.isdigit() else None
 
 
 class CheckError(app_commands.CheckFailure):
@@ -79,11 +126,13 @@ class NotAcknowledged(app_commands.CheckFailure):
 
 
 async def answer(interaction: discord.Interaction[Any], text: str) -> None:
-    """A private answer: the follow-up of the defer, or the first response if none was sent."""
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=QUIET)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=QUIET)
+    """A private answer: the follow-up of the defer, or the first response if none was sent;
+    longer than a Discord message (a long list of schedules), in several."""
+    for part in split_message(text, DISCORD_LIMIT):
+        if interaction.response.is_done():
+            await interaction.followup.send(part, ephemeral=True, allowed_mentions=QUIET)
+        else:
+            await interaction.response.send_message(part, ephemeral=True, allowed_mentions=QUIET)
 
 
 def context(interaction: discord.Interaction[Any]) -> tuple[Workspace, Actor]:
@@ -92,7 +141,8 @@ def context(interaction: discord.Interaction[Any]) -> tuple[Workspace, Actor]:
 
 
 class InterviewCommands(app_commands.Group):
-    """``/interview start|extend|pause|resume|end|status|challenges|help|config ...``"""
+    """``/interview start|extend|pause|resume|end|status|challenges|help|schedule|schedules|
+    unschedule|skip|summary|config ...``"""
 
     config = app_commands.Group(name="config", description="Configure Interview Buddy here")
 
@@ -137,7 +187,7 @@ class InterviewCommands(app_commands.Group):
         if isinstance(error, app_commands.CommandInvokeError | CheckError):
             original = error.original
         if isinstance(original, DomainError):
-            text = f"❌ {original}"
+            text = f"❌ {discord_wording(str(original))}"
         else:
             log.error("/%s failed", name, exc_info=original)
             text = FAILURE
@@ -153,13 +203,27 @@ class InterviewCommands(app_commands.Group):
         interaction: discord.Interaction[Any],
         command: Command,
         platform_data: dict[str, Any] | None = None,
+        resolve_channel: MentionResolver | None = None,
+        *,
+        with_usage: bool = False,
     ) -> None:
-        """The same command logic as Slack and the console (core.dispatch)."""
+        """The same command logic as Slack and the console (core.dispatch). ``with_usage``:
+        a refusal of what was typed (bad or unknown input) ends with the command's usage."""
         workspace, actor = context(interaction)
-        reply = await run_command(
-            self.service, workspace, actor, command, platform_data=platform_data
-        )
-        await answer(interaction, reply)
+        try:
+            reply = await run_command(
+                self.service,
+                workspace,
+                actor,
+                command,
+                resolve_channel=resolve_channel,
+                platform_data=platform_data,
+            )
+        except (InvalidInput, NotFound) as exc:
+            if not with_usage or "\nUsage:" in str(exc):
+                raise
+            raise usage_error(command.name, str(exc)) from exc
+        await answer(interaction, discord_wording(reply))
 
     async def _configure(
         self, interaction: discord.Interaction[Any], key: str, value: str, reply: str
@@ -198,6 +262,57 @@ class InterviewCommands(app_commands.Group):
         )
         await self._dispatch(interaction, command, {"parent_channel": str(parent)})
 
+    @app_commands.command(name="schedule", description="Schedule a weekly interview")
+    @app_commands.describe(
+        candidate="Who is interviewed",
+        day="Day of the week (default Friday)",
+        time="Time of day in the team's time zone, 24-hour HH:MM (default 15:00)",
+        weeks="How many weekly interviews (default 12)",
+        minutes="Time limit in minutes (default from the challenge or settings)",
+        tokens="Token budget (default from the challenge or settings)",
+        challenge="Challenge to solve",
+    )
+    @app_commands.choices(day=DAY_CHOICES)
+    async def schedule(
+        self,
+        interaction: discord.Interaction[Any],
+        candidate: discord.User,
+        day: str | None = None,
+        time: str | None = None,
+        weeks: Weeks | None = None,
+        minutes: Minutes | None = None,
+        tokens: Tokens | None = None,
+        challenge: str | None = None,
+    ) -> None:
+        # Discord's client keeps day to the choices and the numbers to their ranges; what
+        # reaches us anyway (another client, an old command version) is checked here too.
+        if candidate.bot:
+            raise InvalidInput("The candidate must be a person, not a bot.")
+        try:
+            weekday = None if day is None else parse_weekday(day)
+            clock = None if time is None else parse_clock(time.strip())
+        except InvalidInput as exc:
+            raise usage_error("schedule", str(exc)) from None
+        if weeks is not None and not 1 <= weeks <= MAX_WEEKS:
+            raise usage_error("schedule", f"`weeks` must be from 1 to {MAX_WEEKS}.")
+        workspace, _ = context(interaction)
+        parent = self.access.interview_parent(workspace, interaction)
+        command = Command(
+            "schedule",
+            candidate=str(candidate.id),
+            weekday=weekday,
+            clock=clock,
+            weeks=weeks,
+            seconds=None if minutes is None else minutes * 60,
+            tokens=tokens,
+            challenge=challenge,
+        )
+        # The candidate's name labels the program where Discord can't render a mention (the
+        # program id suggestions: members are not cached without the members intent).
+        data = {"parent_channel": str(parent), "candidate_name": candidate.display_name}
+        await self._dispatch(interaction, command, data, with_usage=True)
+
+    @schedule.autocomplete("challenge")
     @start.autocomplete("challenge")
     async def challenge_choices(
         self, interaction: discord.Interaction[Any], current: str
@@ -254,6 +369,50 @@ class InterviewCommands(app_commands.Group):
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         await answer(interaction, DISCORD_HELP)
 
+    @app_commands.command(name="schedules", description="The weekly interviews scheduled here")
+    async def schedules(self, interaction: discord.Interaction[Any]) -> None:
+        await self._dispatch(interaction, Command("schedules"))
+
+    @app_commands.command(name="unschedule", description="Cancel a weekly interview program")
+    @app_commands.describe(program="The program's id (see /interview schedules)")
+    async def unschedule(self, interaction: discord.Interaction[Any], program: str) -> None:
+        command = Command("unschedule", program=program.strip().lower())
+        await self._dispatch(interaction, command, with_usage=True)
+
+    @app_commands.command(name="skip", description="Skip a program's next interview")
+    @app_commands.describe(program="The program's id (see /interview schedules)")
+    async def skip(self, interaction: discord.Interaction[Any], program: str) -> None:
+        command = Command("skip", program=program.strip().lower())
+        await self._dispatch(interaction, command, with_usage=True)
+
+    @skip.autocomplete("program")
+    @unschedule.autocomplete("program")
+    async def program_choices(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        # No interaction_check here: only interviewers are shown the programs.
+        if interaction.guild_id is None:
+            return []
+        workspace, actor = await self.access.identify(interaction)
+        if not actor.is_interviewer:
+            return []
+        needle = current.strip().lower()
+        choices = []
+        for view in await self.service.programs.list(workspace, actor):
+            program = view.program
+            who = program.platform_data.get("candidate_name") or program.candidate_id
+            label = (
+                f"{program.short_id} · {who} · {view.challenge.title} · "
+                f"{WEEKDAYS[program.weekday]} {program.local_time} · {view.remaining} left"
+            )
+            if needle in label.lower():
+                choices.append(app_commands.Choice(name=label[:100], value=program.short_id))
+        return choices[:25]
+
+    @app_commands.command(name="summary", description="This week's interviews, privately")
+    async def summary(self, interaction: discord.Interaction[Any]) -> None:
+        await self._dispatch(interaction, Command("summary"))
+
     # ------------------------------------------------------------------ config
 
     @config.command(name="channel", description="Where evaluations are posted")
@@ -289,12 +448,24 @@ class InterviewCommands(app_commands.Group):
             f"Interviewers: members with <@&{role.id}>.",
         )
 
+    # The next three go through the engine's config (core.dispatch), which re-arms the weekly
+    # summary when its time or the team's time zone changes.
+
     @config.command(name="timezone", description="The team's time zone (IANA name)")
     async def config_timezone(self, interaction: discord.Interaction[Any], timezone: str) -> None:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidInput(f"`{timezone}` is not a time zone like Europe/Berlin.") from None
-        await self._configure(
-            interaction, "timezone", timezone, f"Team time zone set to {timezone}."
-        )
+        await self._dispatch(interaction, Command("config", args=("timezone", timezone.strip())))
+
+    @config.command(name="summary", description="When the weekly summary is posted, or off")
+    @app_commands.describe(when="A day and a time in the team's time zone (fri 17:00), or off")
+    async def config_summary(self, interaction: discord.Interaction[Any], when: str) -> None:
+        words = tuple(when.split()) or ("",)
+        await self._dispatch(interaction, Command("config", args=("summary", *words)))
+
+    @config.command(
+        name="team_channel", description="Where weekly summaries and team notes are posted"
+    )
+    async def config_team_channel(
+        self, interaction: discord.Interaction[Any], channel: discord.TextChannel
+    ) -> None:
+        command = Command("config", args=("team-channel", f"<#{channel.id}>"))
+        await self._dispatch(interaction, command, resolve_channel=channel_id)

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -19,6 +20,7 @@ from adapters.paced_reply import PacedReply
 from core.counter import CounterView
 from core.lifecycle import Control
 from core.models import Challenge, Interview, Status, Turn, Workspace
+from core.text import split_message
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class DiscordReply(PacedReply):
 EDITS_EXHAUSTED = 30046
 UNKNOWN_MESSAGE = 10008
 REPOST_ON = frozenset({EDITS_EXHAUSTED, UNKNOWN_MESSAGE})
+CANNOT_DM = 50007  # the user accepts no direct messages (from this server's members)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ class DiscordPlatform:
         """A cached channel or thread, fetched when the cache doesn't have it."""
         found = self.client.get_channel(channel_id)
         return found if found is not None else await self.client.fetch_channel(channel_id)
+
+    def when(self, moment: datetime, zone: str) -> str:
+        """Discord shows these in each reader's own time zone, and counts down."""
+        unix = int(moment.timestamp())
+        return f"<t:{unix}:F> (<t:{unix}:R>)"
 
     def mention(self, user_id: str) -> str:
         return f"<@{user_id}>"
@@ -300,16 +308,50 @@ class DiscordPlatform:
         await thread.send(f"🏁 {note}", allowed_mentions=QUIET)
         await thread.edit(locked=True, archived=True)
 
+    async def text_channel(self, workspace: Workspace, wanted: str) -> Any:
+        """A channel by id (what the settings store; ``<#id>`` too) or, for
+        ``DISCORD_TEAM_CHANNEL`` / ``DISCORD_INTERVIEWER_CHANNEL``, by name (``#team`` or
+        ``team``) among the text channels of the workspace's guild: the cached ones first,
+        then as Discord lists them now (a channel created or renamed since)."""
+        key = wanted.strip().removeprefix("<#").removesuffix(">").lstrip("#")
+        if key.isdigit():
+            return await self.channel(int(key))
+        guild_id = int(workspace.external_id)
+        guild = self.client.get_guild(guild_id)
+        if guild is not None:
+            found = _named(guild.text_channels, key)
+            if found is not None:
+                return found
+        fetched = guild or await self.client.fetch_guild(guild_id)
+        listed = [c for c in await fetched.fetch_channels() if isinstance(c, discord.TextChannel)]
+        found = _named(listed, key)
+        if found is None:
+            raise LookupError(f"the Discord server {guild_id} has no text channel named #{key}")
+        return found
+
     async def post_to_channel(self, workspace: Workspace, channel_id: str, text: str) -> None:
-        channel = await self.channel(int(channel_id))
-        await channel.send(text, allowed_mentions=QUIET)
+        channel = await self.text_channel(workspace, channel_id)
+        for part in split_message(text, DISCORD_LIMIT):
+            await channel.send(part, allowed_mentions=QUIET)
 
     async def send_dm(self, workspace: Workspace, user_id: str, text: str) -> None:
+        """A direct message; someone who accepts none (50007) is skipped (a retry would not
+        change that), with a warning."""
         user = self.client.get_user(int(user_id)) or await self.client.fetch_user(int(user_id))
-        await user.send(text)
+        try:
+            for part in split_message(text, DISCORD_LIMIT):
+                await user.send(part, allowed_mentions=QUIET)
+        except discord.Forbidden as exc:
+            if exc.code != CANNOT_DM:
+                raise
+            log.warning("could not DM user %s (they accept no direct messages): %s", user_id, exc)
 
     async def upload_file(
         self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
     ) -> None:
-        channel = await self.channel(int(channel_id))
+        channel = await self.text_channel(workspace, channel_id)
         await channel.send(title, file=discord.File(io.BytesIO(content), filename=filename))
+
+
+def _named(channels: Sequence[discord.TextChannel], name: str) -> discord.TextChannel | None:
+    return next((c for c in channels if c.name.lower() == name.lower()), None)

@@ -37,6 +37,10 @@ Rules the fake enforces like Discord does:
 * Interactions: the first callback must arrive within ``interaction_ack_timeout`` (3 s) of the
   dispatch, else 404 10062 "Unknown interaction"; a second callback gets 400 40060; follow-ups
   before the first callback get 404 10015; tokens expire after 15 minutes (401 50027).
+* Slash-command options: :meth:`FakeDiscord.send_slash_command` with named options refuses
+  (``ValueError``) what Discord's client would not let a user submit: a value that is not
+  one of the option's ``choices``, a number outside ``min_value``/``max_value``, a string
+  outside ``min_length``/``max_length``. A raw option list is sent as it is.
 * Messages: 2000 characters (400 50035), no empty messages (50006), at most 10 embeds / 6000
   embed characters, 5 action rows of 5 components. Edits to messages older than
   ``old_message_age`` (1 h; lower it to refuse earlier) are refused with 400 30046 once
@@ -852,6 +856,14 @@ class FakeDiscord(LocalServer):
             for m in sorted(self.messages.values(), key=lambda m: m.id)
             if m.channel_id == cid and not m.deleted
         ]
+
+    def dm_messages(self, user_id: int | str) -> list[dict[str, Any]]:
+        """What the bot sent a user directly (their DM channel, oldest first)."""
+        uid = int(user_id)
+        for channel in self.channels.values():
+            if channel.type == DM and channel.recipient_id == uid:
+                return self.channel_messages(channel.id)
+        return []
 
     @property
     def threads(self) -> dict[int, dict[str, Any]]:
@@ -2882,9 +2894,27 @@ class FakeDiscord(LocalServer):
             choices = opt.get("choices")
             if choices and converted not in [c["value"] for c in choices]:
                 raise ValueError(f"{value!r} is not a choice of option {name!r}")
+            self._check_bounds(opt, converted)
             self._resolve(kind, converted, guild_id, resolved)
             out.append({"name": name, "type": kind, "value": converted})
         return out
+
+    @staticmethod
+    def _check_bounds(opt: Mapping[str, Any], value: Any) -> None:
+        """Discord's client sends no number outside ``min_value``/``max_value`` and no string
+        outside ``min_length``/``max_length``: the user cannot submit it. (A raw option list
+        skips this, as a client that ignored the bounds would.)"""
+        name = opt["name"]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            low, high = opt.get("min_value"), opt.get("max_value")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"{value!r} is outside [{low}, {high}] of option {name!r}")
+        if isinstance(value, str):
+            shortest, longest = opt.get("min_length"), opt.get("max_length")
+            if (shortest is not None and len(value) < shortest) or (
+                longest is not None and len(value) > longest
+            ):
+                raise ValueError(f"{value!r} has a length outside the bounds of {name!r}")
 
     @staticmethod
     def _convert(kind: int, value: Any) -> Any:
