@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -12,6 +13,8 @@ from sqlalchemy.engine import make_url
 from core.calendar import WEEKDAYS, parse_when
 from core.errors import InvalidInput
 from core.parsing import parse_duration, parse_tokens
+
+T = TypeVar("T")
 
 
 class Settings(BaseSettings):
@@ -61,25 +64,10 @@ class Settings(BaseSettings):
     discord_shard_count: int | None = Field(default=None, ge=1)
     discord_shard_ids: str = ""
 
-    @field_validator("default_time_limit", mode="before")
+    @field_validator("default_time_limit", "schedule_grace", mode="before")
     @classmethod
     def _duration(cls, value: object) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_duration(str(value))
-        except InvalidInput as exc:
-            raise ValueError(str(exc).replace("`", "'")) from None
-
-    @field_validator("schedule_grace", mode="before")
-    @classmethod
-    def _grace(cls, value: object) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_duration(str(value))
-        except InvalidInput as exc:
-            raise ValueError(str(exc).replace("`", "'")) from None
+        return value if isinstance(value, int) else _checked(parse_duration, str(value))
 
     @field_validator("reminders")
     @classmethod
@@ -96,21 +84,13 @@ class Settings(BaseSettings):
     @field_validator("weekly_summary")
     @classmethod
     def _summary(cls, value: str) -> str:
-        try:
-            when = parse_when(value)
-        except InvalidInput as exc:
-            raise ValueError(str(exc).replace("`", "'")) from None
+        when = _checked(parse_when, value)
         return "off" if when is None else f"{WEEKDAYS[when[0]]} {when[1]:%H:%M}"
 
     @field_validator("default_token_budget", mode="before")
     @classmethod
     def _tokens(cls, value: object) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_tokens(str(value))
-        except InvalidInput as exc:
-            raise ValueError(str(exc).replace("`", "'")) from None
+        return value if isinstance(value, int) else _checked(parse_tokens, str(value))
 
     @field_validator("timezone")
     @classmethod
@@ -224,6 +204,14 @@ class Settings(BaseSettings):
     @property
     def uses_real_model(self) -> bool:
         return self.openai_api_key is not None or self.openai_base_url is not None
+
+
+def _checked(parse: Callable[[str], T], value: str) -> T:
+    """``parse(value)``, its InvalidInput as the ValueError pydantic reports (no backticks)."""
+    try:
+        return parse(value)
+    except InvalidInput as exc:
+        raise ValueError(str(exc).replace("`", "'")) from None
 
 
 class SettingsError(Exception):

@@ -151,6 +151,11 @@ async def test_health_waits_for_database_and_adapters_then_serves_metrics(clean_
         ("DISCORD_GUILD_IDS", "123,abc", "DISCORD_GUILD_IDS:"),
         ("SLACK_BOT_TOKEN", "xoxb-1", "SLACK_SIGNING_SECRET: required (and not empty)"),
         ("LLM_TOKEN_PARAM", "max_length", "LLM_TOKEN_PARAM:"),
+        ("REMINDERS", "24h,soon", "REMINDERS:"),
+        ("SCHEDULE_GRACE", "a while", "SCHEDULE_GRACE:"),
+        ("WEEKLY_SUMMARY", "someday 17:00", "WEEKLY_SUMMARY:"),
+        ("WEEKLY_SUMMARY", "fri 25:00", "WEEKLY_SUMMARY:"),
+        ("TURN_LEASE_S", "0", "TURN_LEASE_S:"),
     ],
 )
 def test_each_bad_setting_is_named(
