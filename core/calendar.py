@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from core.errors import InvalidInput
+from core.parsing import parse_duration
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -99,3 +100,15 @@ def local_text(moment: datetime, zone: str) -> str:
     """``Fri 4 Dec 2026, 15:00 Europe/Berlin`` (for readers without per-reader rendering)."""
     local = moment.astimezone(ZoneInfo(zone))
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {zone}"
+
+
+def looks_like_reminders(word: str) -> bool:
+    return word.lower().startswith("remind:")
+
+
+def parse_reminders(word: str) -> tuple[int, ...]:
+    """``remind:24h,10m`` -> (86400, 600); ``remind:off`` -> () (a program's own reminders)."""
+    body = word.split(":", 1)[1].strip().lower()
+    if body in ("off", "none", ""):
+        return ()
+    return tuple(sorted({parse_duration(part) for part in body.split(",") if part}, reverse=True))

@@ -9,8 +9,10 @@ from datetime import time
 from core.calendar import (
     is_weekday,
     looks_like_clock,
+    looks_like_reminders,
     looks_like_weeks,
     parse_clock,
+    parse_reminders,
     parse_weekday,
     parse_weeks,
 )
@@ -23,7 +25,10 @@ USAGE = {
     "pause": "/interview pause [@candidate]",
     "resume": "/interview resume [@candidate]",
     "end": "/interview end [@candidate]",
-    "schedule": "/interview schedule @candidate [mon..sun] [15:00] [12w] [45m] [20k] [challenge]",
+    "schedule": (
+        "/interview schedule @candidate [mon..sun] [15:00] [12w] [45m] [20k] [challenge] "
+        "[remind:24h,1h,5m|off]"
+    ),
     "schedules": "/interview schedules",
     "unschedule": "/interview unschedule <program id>",
     "skip": "/interview skip <program id>",
@@ -56,6 +61,7 @@ class Command:
     clock: time | None = None
     weeks: int | None = None
     program: str | None = None  # unschedule, skip
+    reminders: tuple[int, ...] | None = None  # schedule: the program's own reminders
 
 
 def usage_error(name: str, problem: str) -> InvalidInput:
@@ -99,8 +105,13 @@ def _with_options(name: str, candidate: str | None, rest: list[str]) -> Command:
     seconds = tokens = weekday = weeks = None
     clock: time | None = None
     challenge = None
+    reminders: tuple[int, ...] | None = None
     for word in rest:
-        if name == "schedule" and (is_weekday(word) or word.lower().endswith("day")):
+        if name == "schedule" and looks_like_reminders(word):
+            if reminders is not None:
+                raise usage_error(name, "Give the reminders only once.")
+            reminders = parse_reminders(word)
+        elif name == "schedule" and (is_weekday(word) or word.lower().endswith("day")):
             if weekday is not None:
                 raise usage_error(name, "Give the day only once.")
             weekday = parse_weekday(word)
@@ -145,4 +156,5 @@ def _with_options(name: str, candidate: str | None, rest: list[str]) -> Command:
         weekday=weekday,
         clock=clock,
         weeks=weeks,
+        reminders=reminders,
     )

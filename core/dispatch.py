@@ -169,6 +169,7 @@ async def _schedules(
             weekday=command.weekday,
             clock=command.clock,
             weeks=command.weeks,
+            reminders_s=command.reminders,
             time_limit_s=command.seconds,
             token_budget=command.tokens,
             challenge_slug=command.challenge,
@@ -180,9 +181,14 @@ async def _schedules(
             f"{program.local_time} {program.timezone}, "
             + ("once" if program.count == 1 else f"{program.count} times")
             + "; the first is "
-            f"{when(occurrences[0].at, program.timezone)}. Reminders go out "
-            + ", ".join(_before(s) for s in program.reminders_s)
-            + " before each."
+            f"{when(occurrences[0].at, program.timezone)}. "
+            + (
+                "Reminders go out "
+                + ", ".join(_before(s) for s in program.reminders_s)
+                + " before each."
+                if program.reminders_s
+                else "No reminders."
+            )
         )
     if command.name == "schedules":
         views = await programs.list(workspace, actor)

@@ -93,12 +93,14 @@ class Programs:
         weekday: int | None = None,
         clock: time | None = None,
         weeks: int | None = None,
+        reminders_s: tuple[int, ...] | None = None,
         time_limit_s: int | None = None,
         token_budget: int | None = None,
         challenge_slug: str | None = None,
         platform_data: dict[str, Any] | None = None,
     ) -> tuple[Program, list[Occurrence]]:
-        """A weekly program: by default every Friday at 15:00 team time, 12 times."""
+        """A weekly program: by default every Friday at 15:00 team time, 12 times, with the
+        reminders of ``REMINDERS`` (``reminders_s``: this program's own, ``()`` for none)."""
         ctx, config = self.ctx, self.ctx.config
         require_interviewer(actor)
         if candidate_id == actor.user_id:
@@ -133,7 +135,7 @@ class Programs:
                     created_at=now,
                     time_limit_s=time_limit_s,
                     token_budget=token_budget,
-                    reminders_s=list(config.reminders_s),
+                    reminders_s=list(config.reminders_s if reminders_s is None else reminders_s),
                     platform_data=dict(platform_data or {}),
                 )
                 moments = weekly(first, clock, zone, program.count)

@@ -408,3 +408,23 @@ async def test_the_environment_default_and_its_off(world: World) -> None:
         assert [who for who, _ in off.platform.notices] == ["CENV"]
     finally:
         await off.service.close()
+
+
+async def test_a_program_has_its_own_reminders_or_none(world: World) -> None:
+    await world.workspace(timezone=BERLIN)
+    reply = await world.command(f"schedule @{CANDIDATE} remind:10m 1w")
+    assert "Reminders go out 10m before each." in reply
+    quiet = await world.command("schedule @U_OTHER remind:off 1w")
+    assert "No reminders." in quiet
+    own, silent = sorted(world.uow.db.programs.values(), key=lambda p: p.candidate_id != CANDIDATE)
+    assert own.reminders_s == [600] and silent.reminders_s == []
+    (occurrence,) = world.uow.db.occurrences[own.id]
+    await world.at(occurrence.at)
+    assert (
+        [t for t in world.dms(CANDIDATE) if "starts in" in t]
+        == [t for t in world.dms(CANDIDATE) if "starts in 10 minutes" in t]
+        != []
+    )
+    assert [t for t in world.dms("U_OTHER") if "starts in" in t] == []
+    with pytest.raises(InvalidInput, match="Usage"):
+        await world.command(f"schedule @{CANDIDATE} remind:soon")

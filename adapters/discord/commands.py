@@ -27,7 +27,7 @@ from discord import app_commands
 from adapters.discord.access import Access
 from adapters.discord.inflight import InFlight
 from adapters.discord.platform import DISCORD_LIMIT
-from core.calendar import MAX_WEEKS, WEEKDAYS, parse_clock, parse_weekday
+from core.calendar import MAX_WEEKS, WEEKDAYS, parse_clock, parse_reminders, parse_weekday
 from core.commands import USAGE, Command, MentionResolver, usage_error
 from core.dispatch import run_command
 from core.errors import DomainError, InvalidInput, NotAuthorized, NotFound
@@ -271,6 +271,7 @@ class InterviewCommands(app_commands.Group):
         minutes="Time limit in minutes (default from the challenge or settings)",
         tokens="Token budget (default from the challenge or settings)",
         challenge="Challenge to solve",
+        reminders="Reminders before each, e.g. 24h,1h,5m or off (default from settings)",
     )
     @app_commands.choices(day=DAY_CHOICES)
     async def schedule(
@@ -283,6 +284,7 @@ class InterviewCommands(app_commands.Group):
         minutes: Minutes | None = None,
         tokens: Tokens | None = None,
         challenge: str | None = None,
+        reminders: str | None = None,
     ) -> None:
         # Discord's client keeps day to the choices and the numbers to their ranges; what
         # reaches us anyway (another client, an old command version) is checked here too.
@@ -291,6 +293,7 @@ class InterviewCommands(app_commands.Group):
         try:
             weekday = None if day is None else parse_weekday(day)
             clock = None if time is None else parse_clock(time.strip())
+            offsets = None if reminders is None else parse_reminders(f"remind:{reminders}")
         except InvalidInput as exc:
             raise usage_error("schedule", str(exc)) from None
         if weeks is not None and not 1 <= weeks <= MAX_WEEKS:
@@ -306,6 +309,7 @@ class InterviewCommands(app_commands.Group):
             seconds=None if minutes is None else minutes * 60,
             tokens=tokens,
             challenge=challenge,
+            reminders=offsets,
         )
         # The candidate's name labels the program where Discord can't render a mention (the
         # program id suggestions: members are not cached without the members intent).
