@@ -13,8 +13,10 @@ from typing import Protocol
 from aiohttp import web
 
 from adapters.discord.runner import DiscordAdapter, DiscordConfig
-from adapters.llm.offline import OfflineChatModel
+from adapters.llm.judge import OpenAIJudge
+from adapters.llm.offline import OfflineChatModel, OfflineJudge
 from adapters.llm.openai_chat import OpenAIChatModel
+from adapters.report_chart import render_chart
 from adapters.slack.runner import SlackAdapter, SlackConfig
 from bot import database
 from bot.database import wait_for_database
@@ -24,7 +26,7 @@ from bot.settings import Settings, SettingsError
 from core.challenges import find_challenge, list_challenges
 from core.clock import Clock, SystemClock
 from core.errors import NotFound, StartupError
-from core.ports import Alarm, ChatModel, Platform, RateLimiter
+from core.ports import Alarm, ChatModel, Judge, Platform, RateLimiter
 from core.service import EngineConfig, InterviewService
 from scheduler.alarm import SchedulerAlarm
 from storage import SqlRateLimiter, UnitOfWorkFactory
@@ -85,7 +87,16 @@ def engine_config(settings: Settings) -> EngineConfig:
         interviewer_channels=_per_platform(
             settings.slack_interviewer_channel, settings.discord_interviewer_channel
         ),
+        evaluation=settings.evaluation == "on",
+        evaluation_model=settings.evaluation_model,
     )
+
+
+def build_judge(settings: Settings, model: ChatModel) -> Judge:
+    """The judge that goes with the chat model: the API's, or the offline rules."""
+    if isinstance(model, OpenAIChatModel):
+        return OpenAIJudge(model.client)
+    return OfflineJudge()
 
 
 def _per_platform(slack: str | None, discord: str | None) -> dict[str, str]:
@@ -106,14 +117,17 @@ def build_service(
     clock: Clock | None = None,
     alarm: Alarm | None = None,
 ) -> InterviewService:
+    model = model or build_model(settings)
     return InterviewService(
         uow,
-        model or build_model(settings),
+        model,
         clock or SystemClock(),
         platforms,
         engine_config(settings),
         metrics=PrometheusMetrics(),
         alarm=alarm,
+        judge=build_judge(settings, model),
+        render_chart=render_chart,
     )
 
 

@@ -13,6 +13,11 @@ TURN_SECONDS = Histogram(
     "Time from taking a candidate message to the end of the reply",
     buckets=(0.5, 1, 2, 5, 10, 20, 40, 80),
 )
+EVALUATIONS = Counter("interview_buddy_evaluations_total", "Evaluation reports built", ["outcome"])
+EVALUATION_TOKENS = Counter(
+    "interview_buddy_evaluation_tokens_total",
+    "Tokens spent on report evaluations (never charged to candidates)",
+)
 
 
 class PrometheusMetrics:
@@ -29,3 +34,7 @@ class PrometheusMetrics:
         TOKENS_CHARGED.inc(charged)
         if seconds > 0:
             TURN_SECONDS.observe(seconds)
+
+    def evaluation_done(self, outcome: str, tokens: int) -> None:
+        EVALUATIONS.labels(outcome).inc()
+        EVALUATION_TOKENS.inc(tokens)

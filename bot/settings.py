@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     llm_token_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
+    evaluation: Literal["on", "off"] = "on"
+    evaluation_model: str | None = None  # None: LLM_MODEL
     default_time_limit: int = 45 * 60
     default_token_budget: int = 20_000
     default_challenge: str = "two-sum"
@@ -116,6 +118,7 @@ class Settings(BaseSettings):
         "slack_app_token",
         "discord_bot_token",
         "openai_base_url",
+        "evaluation_model",
         "slack_interviewer_channel",
         "slack_team_channel",
         "discord_team_channel",

@@ -33,6 +33,9 @@ USAGE = {
     "unschedule": "/interview unschedule <program id>",
     "skip": "/interview skip <program id>",
     "summary": "/interview summary",
+    "report": "/interview report @candidate",
+    "export": "/interview export @candidate",
+    "compare": "/interview compare @candidate @candidate [@candidate] [@candidate]",
     "status": "/interview status",
     "challenges": "/interview challenges",
     "help": "/interview help",
@@ -62,6 +65,7 @@ class Command:
     weeks: int | None = None
     program: str | None = None  # unschedule, skip
     reminders: tuple[int, ...] | None = None  # schedule: the program's own reminders
+    candidates: tuple[str, ...] = ()  # compare
 
 
 def usage_error(name: str, problem: str) -> InvalidInput:
@@ -82,6 +86,16 @@ def parse_command(text: str, resolve_mention: MentionResolver) -> Command:
         if len(rest) != 1:
             raise usage_error(name, "Name the program by its id (`/interview schedules`).")
         return Command(name, program=rest[0].lower())
+    if name in ("report", "export"):
+        candidate = resolve_mention(rest[0]) if len(rest) == 1 else None
+        if candidate is None:
+            raise usage_error(name, "Mention the candidate.")
+        return Command(name, candidate=candidate)
+    if name == "compare":
+        people = [resolve_mention(word) for word in rest]
+        if any(p is None for p in people) or not 2 <= len(set(people)) <= 4:
+            raise usage_error(name, "Mention two to four different candidates.")
+        return Command(name, candidates=tuple(dict.fromkeys(p for p in people if p)))
     if name == "config":
         if not rest:
             raise usage_error(name, "Say what to configure.")

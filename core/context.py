@@ -41,6 +41,8 @@ class EngineConfig:
     weekly_summary: str | None = "fri 17:00"  # None: off
     team_channels: dict[str, str] = field(default_factory=dict)  # per platform (env)
     interviewer_channels: dict[str, str] = field(default_factory=dict)  # per platform (env)
+    evaluation: bool = True  # EVALUATION=off: reports carry the metrics only
+    evaluation_model: str | None = None  # None: ``model``
 
 
 @dataclass

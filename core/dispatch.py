@@ -52,6 +52,8 @@ async def run_command(
         )
     if command.name == "config":
         return await _configure(service, workspace, actor, command, resolve_channel, resolve_user)
+    if command.name in REPORT_COMMANDS:
+        return await _reports(service, workspace, actor, command)
     if command.name in SCHEDULE_COMMANDS:
         return await _schedules(service, workspace, actor, command, platform_data)
     if command.name == "start":
@@ -144,6 +146,33 @@ async def _configure(
     if {"summary", "timezone"} & settings.keys():
         await service.summaries.arm(fresh)
     return reply
+
+
+REPORT_COMMANDS = ("report", "export", "compare")
+
+
+async def _reports(
+    service: InterviewService, workspace: Workspace, actor: Actor, command: Command
+) -> str:
+    platform = service.platforms[workspace.platform]
+    reports = service.reports
+    if command.name == "compare":
+        posted = await reports.compare(workspace, actor, command.candidates)
+        if posted.text is not None:
+            return posted.text + "\n(No interviewers' channel is configured, so only you see this.)"
+        return f"Posted the comparison in <#{posted.target.channel_id}>."
+    assert command.candidate is not None
+    who = platform.mention(command.candidate)
+    if command.name == "export":
+        file = await reports.export(workspace, actor, command.candidate)
+        await platform.send_file(
+            workspace, actor.user_id, f"The transcript of {who}'s latest interview.", file
+        )
+        return f"Sent you the transcript of {who}'s latest interview ({file.filename}) privately."
+    posted = await reports.repost(workspace, actor, command.candidate)
+    if posted.target.channel_id is None:
+        return f"Sent you {who}'s latest report directly (no interviewers' channel is set)."
+    return f"Posted {who}'s latest report in <#{posted.target.channel_id}>."
 
 
 SCHEDULE_COMMANDS = ("schedule", "schedules", "unschedule", "skip", "summary")

@@ -273,3 +273,32 @@ class Actor:
 
     user_id: str
     is_interviewer: bool
+
+
+@dataclass
+class Report:
+    """An ended interview's evaluation report, stored once, then delivered once.
+
+    ``evaluation`` is the judge's answer (``core.evaluation.Evaluation`` as a dict) or None
+    with ``evaluation_error`` saying why; ``delivery`` records what has been posted
+    (``ref`` of the summary message, ``files`` once attached) so a retry never re-posts.
+    """
+
+    interview_id: str
+    workspace_id: str
+    platform: str
+    candidate_id: str
+    interviewer_id: str
+    challenge_slug: str
+    created_at: datetime
+    metrics: dict[str, Any]
+    transcript_md: str
+    chart_png: bytes
+    evaluation: dict[str, Any] | None = None
+    evaluation_error: str | None = None
+    evaluation_label: str | None = None  # e.g. the offline judge's "not AI" label
+    evaluation_tokens: int = 0
+    links: dict[str, str] = field(default_factory=dict)  # turn number -> message link
+    delivery: dict[str, Any] = field(default_factory=dict)
+    delivered_at: datetime | None = None
+    id: str = field(default_factory=new_id)

@@ -22,6 +22,7 @@ from core.models import (
     Occurrence,
     OccurrenceStatus,
     Program,
+    Report,
     Turn,
     TurnStatus,
     Workspace,
@@ -29,6 +30,9 @@ from core.models import (
 
 if TYPE_CHECKING:
     from core.counter import CounterView
+    from core.evaluation import JudgeRequest, JudgeResult
+    from core.report_metrics import Timeline
+    from core.report_view import ReportView
 
 ChatMessage = dict[str, str]
 OnDelta = Callable[[str], Awaitable[None]]
@@ -132,14 +136,78 @@ class Platform(Protocol):
 
     async def send_dm(self, workspace: Workspace, user_id: str, text: str) -> None: ...
 
-    async def upload_file(
-        self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
-    ) -> None: ...
+    async def display_name(self, workspace: Workspace, user_id: str) -> str:
+        """A person's name as people read it (files and tables, where mentions don't work)."""
+        ...
+
+    async def message_link(self, interview: Interview, message_id: str) -> str | None:
+        """A link to a message of the interview conversation (None where there is none)."""
+        ...
+
+    async def post_report(
+        self,
+        workspace: Workspace,
+        target: ReportTarget,
+        view: ReportView,
+        files: Sequence[ReportFile],
+    ) -> PostedReport:
+        """One top-level report message to ``target`` (the files with it where the
+        platform can attach them to the message itself)."""
+        ...
+
+    async def attach_report_files(
+        self, workspace: Workspace, target: ReportTarget, ref: str, files: Sequence[ReportFile]
+    ) -> None:
+        """Add the files to a posted report (its thread), when ``post_report`` could not."""
+        ...
+
+    async def send_file(
+        self, workspace: Workspace, user_id: str, text: str, file: ReportFile
+    ) -> None:
+        """A file for one person's eyes only (``/interview export``)."""
+        ...
 
     def when(self, moment: datetime, zone: str) -> str:
         """A moment as each reader sees it in their own time zone where the platform can
         (Slack ``<!date^…>``, Discord ``<t:…:F>``), else in ``zone``."""
         ...
+
+
+@dataclass(frozen=True)
+class ReportTarget:
+    """Where a report goes: the interviewers' channel, else the interviewer's DMs (with
+    ``hint`` on how to configure a channel)."""
+
+    channel_id: str | None
+    user_id: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    filename: str
+    content: bytes
+    title: str
+
+
+@dataclass(frozen=True)
+class PostedReport:
+    ref: str  # the platform's reference to the message (for its thread, or a link)
+    files_attached: bool
+
+
+class Judge(Protocol):
+    """Evaluates a transcript against the rubric (the OpenAI judge, or the offline one)."""
+
+    label: str | None  # set when the evaluation is not AI (the offline judge)
+
+    async def evaluate(self, request: JudgeRequest) -> JudgeResult:
+        """One evaluation; never raises for API or model failures (``error`` says why)."""
+        ...
+
+
+ChartRenderer = Callable[["Timeline"], bytes]
+"""Draws a report's chart as PNG bytes (matplotlib in ``adapters/report_chart.py``)."""
 
 
 # ---- storage: one unit of work per use case, a repository per aggregate -----------------
@@ -286,6 +354,24 @@ class ProgramRepository(Protocol):
         ...
 
 
+class ReportRepository(Protocol):
+    """Evaluation reports, one per interview."""
+
+    async def add(self, report: Report) -> bool:
+        """Insert; False (nothing stored) if the interview already has a report."""
+        ...
+
+    async def for_interview(self, interview_id: str) -> Report | None: ...
+
+    async def latest_for_candidate(self, workspace_id: str, candidate_id: str) -> Report | None:
+        """The candidate's newest report in the workspace."""
+        ...
+
+    async def update_delivery(self, report: Report) -> None:
+        """Save ``delivery`` and ``delivered_at``."""
+        ...
+
+
 class JobRepository(Protocol):
     """Durable due work. Claims expire, so a job whose process died is taken over."""
 
@@ -348,6 +434,7 @@ class UnitOfWork(Protocol):
     jobs: JobRepository
     leases: LeaseRepository
     programs: ProgramRepository
+    reports: ReportRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -388,6 +475,11 @@ class Metrics(Protocol):
 
     def turn_done(self, status: str, charged: int, seconds: float) -> None: ...
 
+    def evaluation_done(self, outcome: str, tokens: int) -> None:
+        """An evaluation ran: ``ok``, ``failed`` or ``off``, and the tokens it cost (never
+        charged to the candidate)."""
+        ...
+
 
 class NoMetrics:
     """Counts nothing."""
@@ -399,4 +491,7 @@ class NoMetrics:
         pass
 
     def turn_done(self, status: str, charged: int, seconds: float) -> None:
+        pass
+
+    def evaluation_done(self, outcome: str, tokens: int) -> None:
         pass

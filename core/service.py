@@ -3,7 +3,8 @@
 ``service.lifecycle`` (start, extend, pause, resume, end, control), ``service.turns``
 (candidate messages), ``service.queries`` (what adapters read), ``service.upkeep``
 (warnings, counters, the ticks), ``service.programs`` (weekly schedules and reminders),
-``service.summaries`` (the weekly summary) and ``service.jobs`` (the durable job runner).
+``service.summaries`` (the weekly summary), ``service.reports`` (evaluation reports) and
+``service.jobs`` (the durable job runner).
 """
 
 from __future__ import annotations
@@ -19,9 +20,19 @@ from core.context import Context, EngineConfig
 from core.jobs import ClockAlarm, JobRunner
 from core.lifecycle import Lifecycle
 from core.models import EndReason, Status
-from core.ports import Alarm, ChatModel, Metrics, NoMetrics, Platform, UnitOfWorkFactory
+from core.ports import (
+    Alarm,
+    ChartRenderer,
+    ChatModel,
+    Judge,
+    Metrics,
+    NoMetrics,
+    Platform,
+    UnitOfWorkFactory,
+)
 from core.programs import Programs
 from core.queries import Queries
+from core.reports import Reports
 from core.summary import Summaries
 from core.turns import Turns
 from core.upkeep import Upkeep
@@ -48,6 +59,8 @@ class InterviewService:
         metrics: Metrics | None = None,
         alarm: Alarm | None = None,
         owner: str | None = None,
+        judge: Judge | None = None,
+        render_chart: ChartRenderer | None = None,
     ) -> None:
         self._clock_alarm = None if alarm is not None else ClockAlarm(clock, self._run_due)
         self.jobs = JobRunner(uow, clock, owner or process_name(), alarm or self._clock_alarm)
@@ -66,6 +79,7 @@ class InterviewService:
         self.queries = Queries(self.ctx, self.upkeep)
         self.programs = Programs(self.ctx, self.lifecycle)
         self.summaries = Summaries(self.ctx)
+        self.reports = Reports(self.ctx, judge, render_chart)
 
     @property
     def platforms(self) -> dict[str, Platform]:

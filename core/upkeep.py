@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 TICK = "tick"
 CLOSE = "close"
+EVALUATE = "evaluate"  # the report (core.reports), added once when the interview ends
 
 
 def tick_key(interview_id: str) -> str:
@@ -119,8 +120,11 @@ class Upkeep:
                 return None
             now = ctx.clock.now()
             fold_pause(interview, now)
+            deadline = interview.deadline(now)
             interview.transition(Status.ENDED)
-            interview.end_reason, interview.ended_at = reason, now
+            # Time ran out at the deadline, even if the bot closes it later (it was down).
+            late = reason is EndReason.TIME_UP and deadline is not None and deadline < now
+            interview.end_reason, interview.ended_at = reason, deadline if late else now
             await uow.jobs.cancel(tick_key(interview.id), now)
             await uow.jobs.schedule(
                 Job(
@@ -130,6 +134,7 @@ class Upkeep:
                     {"interview_id": interview.id, "note": note},
                 )
             )
+            await uow.jobs.add_once(evaluate_job(interview))
             detail = {"reason": reason.value, "tokens_used": interview.tokens_used}
             return [ctx.event(interview, actor_id, "ended", **detail)]
 
@@ -137,6 +142,7 @@ class Upkeep:
         if ended:
             ctx.metrics.interview_ended(reason.value)
             await ctx.jobs.run_now(close_key(interview_id))
+            ctx.jobs.armed(ctx.clock.now())  # the report is built in the background
         return ended
 
     async def _on_tick(self, job: Job) -> None:
@@ -157,6 +163,15 @@ class Upkeep:
             )
         except Exception:  # not retried: a second closing note would be worse than none
             log.exception("could not close the conversation of interview %s", interview.id)
+
+
+def evaluate_job(interview: Interview) -> Job:
+    return Job(
+        EVALUATE,
+        f"evaluate:{interview.id}",
+        interview.ended_at or interview.created_at,
+        {"interview_id": interview.id},
+    )
 
 
 def fold_pause(interview: Interview, now: datetime) -> None:

@@ -22,6 +22,7 @@ from core.models import (
     OccurrenceStatus,
     Program,
     ProgramStatus,
+    Report,
     Status,
     Turn,
     TurnStatus,
@@ -37,6 +38,7 @@ from storage.tables import (
     challenges,
     interviews,
     programs,
+    reports,
     turns,
     workspaces,
 )
@@ -362,6 +364,44 @@ class SqlPrograms:
     async def _one(self, *where: sa.ColumnElement[bool]) -> Program | None:
         row = (await self._s.execute(sa.select(programs).where(*where))).mappings().first()
         return None if row is None else from_row(Program, row)
+
+
+class SqlReports:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, report: Report) -> bool:
+        dialect = postgresql if self._s.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(reports).values(**row_values(report, reports))
+        result = await self._s.execute(
+            insert.on_conflict_do_nothing(index_elements=[reports.c.interview_id]).returning(
+                reports.c.id
+            )
+        )
+        return result.scalar() is not None
+
+    async def for_interview(self, interview_id: str) -> Report | None:
+        return await self._one(sa.select(reports).where(reports.c.interview_id == interview_id))
+
+    async def latest_for_candidate(self, workspace_id: str, candidate_id: str) -> Report | None:
+        query = (
+            sa.select(reports)
+            .where(reports.c.workspace_id == workspace_id, reports.c.candidate_id == candidate_id)
+            .order_by(reports.c.created_at.desc())
+            .limit(1)
+        )
+        return await self._one(query)
+
+    async def update_delivery(self, report: Report) -> None:
+        await self._s.execute(
+            sa.update(reports)
+            .where(reports.c.id == report.id)
+            .values(delivery=report.delivery, delivered_at=report.delivered_at)
+        )
+
+    async def _one(self, query: sa.Select[Any]) -> Report | None:
+        row = (await self._s.execute(query)).mappings().first()
+        return None if row is None else from_row(Report, row)
 
 
 class SqlChallenges:

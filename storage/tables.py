@@ -306,3 +306,39 @@ occurrences = sa.Table(
     sa.UniqueConstraint("program_id", "index"),
 )
 sa.Index("ix_occurrences_at", occurrences.c.at)
+
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    # One report per interview: the key that makes building it exactly-once.
+    sa.Column(
+        "interview_id",
+        ID,
+        sa.ForeignKey("interviews.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column(
+        "workspace_id", ID, sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("platform", KIND, nullable=False),
+    sa.Column("candidate_id", NAME, nullable=False),
+    sa.Column("interviewer_id", NAME, nullable=False),
+    sa.Column("challenge_slug", NAME, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("metrics", JSON, nullable=False),
+    sa.Column("transcript_md", sa.Text, nullable=False),
+    sa.Column("chart_png", sa.LargeBinary, nullable=False),
+    sa.Column("evaluation", JSON, nullable=True),
+    sa.Column("evaluation_error", sa.Text, nullable=True),
+    sa.Column("evaluation_label", sa.Text, nullable=True),
+    sa.Column("evaluation_tokens", sa.Integer, nullable=False),
+    sa.Column("links", JSON, nullable=False),
+    sa.Column("delivery", JSON, nullable=False),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+)
+# ``/interview report @candidate``: the candidate's newest report in a workspace.
+sa.Index(
+    "ix_reports_candidate", reports.c.workspace_id, reports.c.candidate_id, reports.c.created_at
+)

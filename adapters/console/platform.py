@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 from core.calendar import local_text
 from core.counter import CounterView, counter_text
 from core.models import Challenge, Interview, Turn, Workspace
+from core.ports import PostedReport, ReportFile, ReportTarget
+from core.report_view import ReportView, report_text
 
 _CHANNEL = re.compile(r"<#([^>|]+)(?:\|[^>]*)?>")
 _DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
@@ -51,8 +55,9 @@ class ConsolePlatform:
 
     name = "console"
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, folder: Path | None = None) -> None:
         self._out = out
+        self.folder = folder  # where report files go (None: the current folder)
 
     def when(self, moment: datetime, zone: str) -> str:
         return local_text(moment, zone)
@@ -101,7 +106,37 @@ class ConsolePlatform:
     async def send_dm(self, workspace: Workspace, user_id: str, text: str) -> None:
         self._line(f"[DM to {user_id}] {text}")
 
-    async def upload_file(
-        self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
+    async def display_name(self, workspace: Workspace, user_id: str) -> str:
+        return user_id
+
+    async def message_link(self, interview: Interview, message_id: str) -> str | None:
+        return None
+
+    async def post_report(
+        self,
+        workspace: Workspace,
+        target: ReportTarget,
+        view: ReportView,
+        files: Sequence[ReportFile],
+    ) -> PostedReport:
+        """Print the report and write its files to the current folder."""
+        self._line("━━ " + report_text(view))
+        written = [self._write(f) for f in files]
+        self._line("━━ Written to " + " and ".join(str(p) for p in written))
+        return PostedReport(ref="console", files_attached=True)
+
+    async def attach_report_files(
+        self, workspace: Workspace, target: ReportTarget, ref: str, files: Sequence[ReportFile]
     ) -> None:
-        self._line(f"[#{channel_id}] file {filename} ({len(content)} bytes): {title}")
+        for f in files:
+            self._write(f)
+
+    async def send_file(
+        self, workspace: Workspace, user_id: str, text: str, file: ReportFile
+    ) -> None:
+        self._line(f"{text} Written to {self._write(file)}")
+
+    def _write(self, file: ReportFile) -> Path:
+        path = (self.folder or Path.cwd()) / file.filename
+        path.write_bytes(file.content)
+        return path

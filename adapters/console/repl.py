@@ -230,4 +230,6 @@ async def run_console(
             loop.remove_signal_handler(signal.SIGINT)
     if interrupted:
         session.say("\n⏹ Interrupted. A reply in progress was stopped and recorded.")
+    else:
+        await service.settle()  # a report still being written prints before we go
     session.say("Bye. Everything is saved; run the console again to continue.")

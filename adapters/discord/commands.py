@@ -17,6 +17,7 @@ What every sub-command shares runs in discord.py's own hooks of the group (see
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from typing import Any
@@ -68,6 +69,9 @@ DISCORD_USAGE = {
     "unschedule": "/interview unschedule program:<id>",
     "skip": "/interview skip program:<id>",
     "summary": "/interview summary",
+    "report": "/interview report candidate:@user",
+    "export": "/interview export candidate:@user",
+    "compare": "/interview compare first:@user second:@user [third:@user] [fourth:@user]",
     "status": "/interview status",
     "challenges": "/interview challenges",
     "help": "/interview help",
@@ -142,7 +146,7 @@ def context(interaction: discord.Interaction[Any]) -> tuple[Workspace, Actor]:
 
 class InterviewCommands(app_commands.Group):
     """``/interview start|extend|pause|resume|end|status|challenges|help|schedule|schedules|
-    unschedule|skip|summary|config ...``"""
+    unschedule|skip|summary|report|export|compare|config ...``"""
 
     config = app_commands.Group(name="config", description="Configure Interview Buddy here")
 
@@ -416,6 +420,44 @@ class InterviewCommands(app_commands.Group):
     @app_commands.command(name="summary", description="This week's interviews, privately")
     async def summary(self, interaction: discord.Interaction[Any]) -> None:
         await self._dispatch(interaction, Command("summary"))
+
+    # ------------------------------------------------------------------ reports
+    # Interviewers only (the group's check); the engine refuses a report about oneself.
+
+    @app_commands.command(name="report", description="Post a candidate's latest report again")
+    @app_commands.describe(candidate="Whose report")
+    async def report(self, interaction: discord.Interaction[Any], candidate: discord.User) -> None:
+        await self._dispatch(interaction, Command("report", candidate=str(candidate.id)))
+
+    @app_commands.command(
+        name="export", description="The transcript of a candidate's latest interview, privately"
+    )
+    @app_commands.describe(candidate="Whose transcript")
+    async def export(self, interaction: discord.Interaction[Any], candidate: discord.User) -> None:
+        workspace, actor = context(interaction)
+        file = await self.service.reports.export(workspace, actor, str(candidate.id))
+        # The follow-up of the ephemeral defer: only the caller sees it, file and all.
+        await interaction.followup.send(
+            f"The transcript of <@{candidate.id}>'s latest interview ({file.filename}).",
+            file=discord.File(io.BytesIO(file.content), filename=file.filename),
+            ephemeral=True,
+            allowed_mentions=QUIET,
+        )
+
+    @app_commands.command(name="compare", description="Latest reports side by side")
+    @app_commands.describe(
+        first="A candidate", second="Another candidate", third="Optional", fourth="Optional"
+    )
+    async def compare(
+        self,
+        interaction: discord.Interaction[Any],
+        first: discord.User,
+        second: discord.User,
+        third: discord.User | None = None,
+        fourth: discord.User | None = None,
+    ) -> None:
+        people = [str(u.id) for u in (first, second, third, fourth) if u is not None]
+        await self._dispatch(interaction, Command("compare", candidates=tuple(people)))
 
     # ------------------------------------------------------------------ config
 

@@ -1,11 +1,15 @@
-"""Discord as a Platform: private threads, a counter embed that stays editable, streamed replies."""
+"""Discord as a Platform: private threads, a counter embed that stays editable, streamed replies,
+and evaluation reports (one message: an embed with the chart and the transcript attached)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import logging
+import re
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,12 +18,15 @@ from typing import Any
 
 import discord
 
-from adapters.discord.embeds import challenge_embed, counter_embed
+from adapters.discord.embeds import challenge_embed, clip, counter_embed, report_embed
 from adapters.discord.views import ButtonHandler, ControlsView
 from adapters.paced_reply import PacedReply
 from core.counter import CounterView
+from core.errors import InvalidInput
 from core.lifecycle import Control
 from core.models import Challenge, Interview, Status, Turn, Workspace
+from core.ports import PostedReport, ReportFile, ReportTarget
+from core.report_view import ReportView
 from core.text import split_message
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,20 @@ EDITS_EXHAUSTED = 30046
 UNKNOWN_MESSAGE = 10008
 REPOST_ON = frozenset({EDITS_EXHAUSTED, UNKNOWN_MESSAGE})
 CANNOT_DM = 50007  # the user accepts no direct messages (from this server's members)
+# PostedReport.ref of a report that went to nobody: no channel is configured and the
+# interviewer accepts no DMs. A retry would not change that; the report stays stored.
+UNDELIVERABLE = "undeliverable"
+MESSAGE_LINK = "https://discord.com/channels/{guild}/{channel}/{message}"
+DMS_CLOSED = (
+    "I can't send you direct messages: allow direct messages from this server's members "
+    "(the server's privacy settings), then try again."
+)
+REPORT_DMS_CLOSED = (
+    "No interviewers' channel is configured and I can't send you direct messages: set a "
+    "channel with `/interview config channel`, or allow direct messages from this server's "
+    "members, then try again."
+)
+_MENTION = re.compile(r"<@!?(\d+)>")
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,7 @@ class DiscordPlatform:
         counter = await thread.send(embed=counter_embed(view), view=self._controls(view.status))
         interview.room_key = str(thread.id)
         interview.platform_data.update(
+            guild=str(thread.guild.id),  # for message links (evidence in the report)
             thread=str(thread.id),
             counter_message=str(counter.id),
             counter_posted_at=self.wall_clock(),
@@ -346,11 +368,149 @@ class DiscordPlatform:
                 raise
             log.warning("could not DM user %s (they accept no direct messages): %s", user_id, exc)
 
-    async def upload_file(
-        self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
+    async def _user(self, user_id: str) -> discord.User:
+        return self.client.get_user(int(user_id)) or await self.client.fetch_user(int(user_id))
+
+    # ------------------------------------------------------------------ reports
+
+    async def display_name(self, workspace: Workspace, user_id: str) -> str:
+        """The member's name in the workspace's server (cached, else fetched: the bot has
+        no members intent), else the user's global name or username, else the id."""
+        if not user_id.isdigit():
+            return user_id
+        uid, guild_id = int(user_id), int(workspace.external_id)
+        guild = self.client.get_guild(guild_id)
+        member = guild.get_member(uid) if guild is not None else None
+        if member is None:
+            with contextlib.suppress(discord.NotFound):  # not (or no longer) a member
+                guild = guild or await self.client.fetch_guild(guild_id)
+                member = await guild.fetch_member(uid)
+        if member is not None:
+            return member.display_name
+        try:
+            return (await self._user(user_id)).display_name
+        except discord.NotFound:
+            return user_id
+
+    async def message_link(self, interview: Interview, message_id: str) -> str | None:
+        """``https://discord.com/channels/{guild}/{thread}/{message}`` of a message in the
+        interview's thread (the guild from ``platform_data``, else from the thread)."""
+        data = interview.platform_data
+        thread = str(data.get("thread") or "")
+        if not thread.isdigit() or not message_id.isdigit():
+            return None
+        guild = str(data.get("guild") or "")
+        if not guild.isdigit():  # an interview opened before the guild was stored
+            channel = await self.channel(int(thread))
+            guild = str(channel.guild.id)
+        return MESSAGE_LINK.format(guild=guild, channel=thread, message=message_id)
+
+    async def _names(self, workspace: Workspace, text: str) -> dict[str, str]:
+        """Display names of the people mentioned in ``text`` (the id where the lookup fails)."""
+        names = {}
+        for uid in dict.fromkeys(_MENTION.findall(text)):
+            try:
+                names[uid] = await self.display_name(workspace, uid)
+            except discord.HTTPException:
+                log.warning("could not look up the name of %s", uid, exc_info=True)
+                names[uid] = uid
+        return names
+
+    async def post_report(
+        self,
+        workspace: Workspace,
+        target: ReportTarget,
+        view: ReportView,
+        files: Sequence[ReportFile],
+    ) -> PostedReport:
+        """One message with the embed and the files attached (the chart is the embed's
+        image), to the interviewers' channel or by DM with ``target.hint``. Mentions never
+        ping. The delivery's send carries a nonce derived from the report, so a retry of a
+        send whose answer was lost returns Discord's first message instead of a second one
+        (``enforce_nonce``, within a few minutes); a re-post gets a fresh one.
+
+        An interviewer who accepts no DMs (50007): the delivery job is not retried (a retry
+        would not change that), the warning is logged and the ref is :data:`UNDELIVERABLE`;
+        ``/interview report`` is refused with what to do (:class:`InvalidInput`)."""
+        chart = next((f.filename for f in files if f.filename.endswith(".png")), None)
+        embed = report_embed(view, names=await self._names(workspace, view.title), chart=chart)
+        nonce: str | int = (  # a re-post is a new message: a random nonce, as discord.py's
+            secrets.randbits(64) if view.reposted else _nonce("report", target, view.title, files)
+        )
+        if target.channel_id is not None:
+            channel = await self.text_channel(workspace, target.channel_id)
+            message = await channel.send(
+                embed=embed, files=_attachments(files), nonce=nonce, allowed_mentions=QUIET
+            )
+        else:
+            user = await self._user(target.user_id)
+            try:
+                message = await user.send(
+                    clip(target.hint, DISCORD_LIMIT) if target.hint else None,
+                    embed=embed,
+                    files=_attachments(files),
+                    nonce=nonce,
+                    allowed_mentions=QUIET,
+                )
+            except discord.Forbidden as exc:
+                if exc.code != CANNOT_DM:
+                    raise
+                if view.reposted:
+                    raise InvalidInput(REPORT_DMS_CLOSED) from exc
+                log.warning(
+                    "report not delivered: no interviewers' channel is configured and user %s "
+                    "accepts no direct messages (%s)",
+                    target.user_id,
+                    exc,
+                )
+                return PostedReport(UNDELIVERABLE, files_attached=True)
+        return PostedReport(f"{message.channel.id}:{message.id}", files_attached=True)
+
+    async def attach_report_files(
+        self, workspace: Workspace, target: ReportTarget, ref: str, files: Sequence[ReportFile]
     ) -> None:
-        channel = await self.text_channel(workspace, channel_id)
-        await channel.send(title, file=discord.File(io.BytesIO(content), filename=filename))
+        """The files as a reply to the report. Not needed on Discord (:meth:`post_report`
+        attaches them to the report itself); here for a delivery recorded otherwise."""
+        channel_id, _, message_id = ref.partition(":")
+        if ref == UNDELIVERABLE or not files or not message_id.isdigit():
+            return
+        channel = await self.channel(int(channel_id))
+        reply_to = discord.MessageReference(
+            message_id=int(message_id), channel_id=int(channel_id), fail_if_not_exists=False
+        )
+        await channel.send(
+            files=_attachments(files),
+            reference=reply_to,
+            nonce=_nonce("files", ref, "", files),
+            allowed_mentions=QUIET,
+        )
+
+    async def send_file(
+        self, workspace: Workspace, user_id: str, text: str, file: ReportFile
+    ) -> None:
+        """A DM with the file; someone who accepts no DMs is told so (:class:`InvalidInput`):
+        they asked for it and can change that."""
+        user = await self._user(user_id)
+        try:
+            await user.send(
+                clip(text, DISCORD_LIMIT), files=_attachments([file]), allowed_mentions=QUIET
+            )
+        except discord.Forbidden as exc:
+            if exc.code != CANNOT_DM:
+                raise
+            raise InvalidInput(DMS_CLOSED) from exc
+
+
+def _attachments(files: Sequence[ReportFile]) -> list[discord.File]:
+    return [discord.File(io.BytesIO(f.content), filename=f.filename) for f in files]
+
+
+def _nonce(kind: str, where: object, text: str, files: Sequence[ReportFile]) -> str:
+    """The same send of the same report gets the same nonce (Discord: 25 characters)."""
+    digest = hashlib.sha256(f"{kind}\0{where!r}\0{text}".encode())
+    for f in files:
+        digest.update(f.filename.encode() + b"\0" + hashlib.sha256(f.content).digest())
+    return digest.hexdigest()[:25]
 
 
 def _named(channels: Sequence[discord.TextChannel], name: str) -> discord.TextChannel | None:

@@ -153,6 +153,11 @@ class OpenAIChatModel:
         )
         return cls(client, token_limit_param=token_limit_param)
 
+    @property
+    def client(self) -> AsyncOpenAI:
+        """The configured client (the report judge shares it)."""
+        return self._client
+
     async def aclose(self) -> None:
         """Close the underlying HTTP client."""
         await self._client.close()

@@ -61,6 +61,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "chat.startStream": TIER_4,
     "chat.appendStream": TIER_4,
     "chat.stopStream": TIER_4,
+    "chat.getPermalink": TIER_4,
 }
 POST_MESSAGE = "chat.postMessage"
 RATE_LIMITED_RETRIES = 3

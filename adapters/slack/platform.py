@@ -21,10 +21,13 @@ from adapters.slack.blocks import (
     root_blocks,
 )
 from adapters.slack.outbox import SlackOutbox
+from adapters.slack.report_blocks import report_blocks, report_summary
 from core.calendar import local_text
 from core.counter import CounterView
 from core.lifecycle import Control
 from core.models import Challenge, Interview, Status, Turn, Workspace
+from core.ports import PostedReport, ReportFile, ReportTarget
+from core.report_view import ReportView
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +184,7 @@ class SlackPlatform:
         self.flush_interval_s = flush_interval_s
         # What each root message last showed besides the passing time (see show_counter).
         self._shown: dict[str, tuple[object, ...]] = {}
+        self._names: dict[str, str] = {}
 
     def when(self, moment: datetime, zone: str) -> str:
         """Shown in each reader's own time zone by Slack (the fallback in the team's)."""
@@ -276,11 +280,74 @@ class SlackPlatform:
         opened = await self.outbox.call("conversations.open", users=user_id)
         await self.outbox.post(channel=str(opened["channel"]["id"]), text=text)
 
-    async def upload_file(
-        self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
+    async def display_name(self, workspace: Workspace, user_id: str) -> str:
+        if user_id not in self._names:
+            info = await self.outbox.call("users.info", user=user_id)
+            user = info.get("user", {})
+            profile = user.get("profile", {})
+            self._names[user_id] = str(
+                profile.get("display_name")
+                or profile.get("real_name")
+                or user.get("real_name")
+                or user.get("name")
+                or user_id
+            )
+        return self._names[user_id]
+
+    async def message_link(self, interview: Interview, message_id: str) -> str | None:
+        channel, _ = self._where(interview)
+        found = await self.outbox.call("chat.getPermalink", channel=channel, message_ts=message_id)
+        return str(found["permalink"]) if found.get("permalink") else None
+
+    async def _target_channel(self, target: ReportTarget) -> str:
+        if target.channel_id is not None:
+            return target.channel_id
+        opened = await self.outbox.call("conversations.open", users=target.user_id)
+        return str(opened["channel"]["id"])
+
+    async def post_report(
+        self,
+        workspace: Workspace,
+        target: ReportTarget,
+        view: ReportView,
+        files: Sequence[ReportFile],
+    ) -> PostedReport:
+        """The Block Kit summary as one top-level message; the files go to its thread."""
+        channel = await self._target_channel(target)
+        blocks = report_blocks(view)
+        if target.hint:
+            blocks.insert(1, {"type": "context", "elements": [_mrkdwn(target.hint)]})
+        posted = await self.outbox.post(channel=channel, text=report_summary(view), blocks=blocks)
+        return PostedReport(ref=f"{posted['channel']}:{posted['ts']}", files_attached=False)
+
+    async def attach_report_files(
+        self, workspace: Workspace, target: ReportTarget, ref: str, files: Sequence[ReportFile]
     ) -> None:
+        channel, ts = ref.rsplit(":", 1)
+        await self._upload(channel, files, thread_ts=ts)
+
+    async def send_file(
+        self, workspace: Workspace, user_id: str, text: str, file: ReportFile
+    ) -> None:
+        opened = await self.outbox.call("conversations.open", users=user_id)
+        await self._upload(str(opened["channel"]["id"]), [file], comment=text)
+
+    async def _upload(
+        self,
+        channel: str,
+        files: Sequence[ReportFile],
+        *,
+        thread_ts: str | None = None,
+        comment: str | None = None,
+    ) -> None:
+        """``files_upload_v2``: upload URLs, the bytes, then one completion for all."""
         await self.outbox.client.files_upload_v2(
-            channel=channel_id, content=content, filename=filename, title=title
+            channel=channel,
+            thread_ts=thread_ts,
+            initial_comment=comment,
+            file_uploads=[
+                {"content": f.content, "filename": f.filename, "title": f.title} for f in files
+            ],
         )
 
 

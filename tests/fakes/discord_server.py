@@ -49,6 +49,13 @@ Rules the fake enforces like Discord does:
   :meth:`advance_clock`; :meth:`FakeDiscord.refuse_edits` makes one message answer 30046 at once
   (Discord's clock or limits are not the bot's). :meth:`FakeDiscord.delete_message` is someone
   else deleting a message (10008 afterwards).
+* Attachments (multipart ``files[n]`` with ``payload_json``) on messages, follow-ups and webhook
+  edits keep their bytes: :meth:`FakeDiscord.attachment_content`.
+* ``nonce`` with ``enforce_nonce: true`` (discord.py sends both on every ``send``): a second
+  message by the same author in the same channel with the same nonce within
+  ``nonce_window`` (Discord: "the past few minutes"; 5 minutes here) is not created: the first
+  one is returned (200), and no event is dispatched. ``nonce`` longer than 25 characters is
+  refused (400 50035).
 * Permissions (roles, ``@everyone``, overwrites, owner, administrator): 50001 / 50013 like
   Discord, private threads visible to members and ``Manage Threads`` only, archived threads.
 * Gateway intents: privileged intents must be enabled on the fake application (else close 4014);
@@ -563,6 +570,7 @@ class FakeDiscord(LocalServer):
         enabled_privileged_intents: int = PRIVILEGED_INTENTS,
         echo_bot_messages: bool = True,
         interactions_to_every_session: bool = True,
+        nonce_window: float = 300.0,
     ) -> None:
         self.token = token
         self.shard_count = shard_count
@@ -578,6 +586,7 @@ class FakeDiscord(LocalServer):
         self.enabled_privileged_intents = enabled_privileged_intents
         self.echo_bot_messages = echo_bot_messages
         self.interactions_to_every_session = interactions_to_every_session
+        self.nonce_window = nonce_window
         self.clock_offset = 0.0
 
         self._increment = itertools.count()
@@ -585,6 +594,7 @@ class FakeDiscord(LocalServer):
         self.guilds: dict[int, FakeGuild] = {}
         self.channels: dict[int, FakeChannel] = {}
         self.messages: dict[int, FakeMessage] = {}
+        self.attachment_data: dict[str, bytes] = {}  # attachment id -> the uploaded bytes
         self.interactions: dict[int, FakeInteraction] = {}
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
@@ -857,6 +867,11 @@ class FakeDiscord(LocalServer):
             if m.channel_id == cid and not m.deleted
         ]
 
+    def attachment_content(self, attachment: Mapping[str, Any] | str) -> bytes:
+        """The bytes uploaded for an attachment (its payload, or its id)."""
+        aid = attachment if isinstance(attachment, str) else str(attachment["id"])
+        return self.attachment_data[aid]
+
     def dm_messages(self, user_id: int | str) -> list[dict[str, Any]]:
         """What the bot sent a user directly (their DM channel, oldest first)."""
         uid = int(user_id)
@@ -1059,6 +1074,7 @@ class FakeDiscord(LocalServer):
                             "filename": value.filename,
                             "size": len(data),
                             "content_type": value.content_type,
+                            "data": data,
                         }
                     )
                 elif name == "payload_json":
@@ -1529,6 +1545,32 @@ class FakeDiscord(LocalServer):
         ):
             raise ApiError(400, 50006, "Cannot send an empty message")
 
+    def _same_nonce(
+        self, channel: FakeChannel, author_id: int, body: Mapping[str, Any]
+    ) -> FakeMessage | None:
+        """With ``enforce_nonce``, the recent message of this author here with this nonce."""
+        nonce = body.get("nonce")
+        if nonce is None:
+            return None
+        if len(str(nonce)) > 25:
+            raise _form_error("nonce", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        if not body.get("enforce_nonce"):
+            return None
+        since = self.now() - self.nonce_window
+        return next(
+            (
+                m
+                for m in self.messages.values()
+                if m.channel_id == channel.id
+                and m.author_id == author_id
+                and m.nonce is not None
+                and str(m.nonce) == str(nonce)
+                and m.created_at >= since
+                and not m.deleted
+            ),
+            None,
+        )
+
     def _attachments_from(
         self, channel_id: int, files: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
@@ -1536,6 +1578,7 @@ class FakeDiscord(LocalServer):
         for f in files:
             aid = self._snowflake()
             url = f"https://cdn.discordapp.com/attachments/{channel_id}/{aid}/{f['filename']}"
+            self.attachment_data[str(aid)] = bytes(f.get("data") or b"")
             out.append(
                 {
                     "id": str(aid),
@@ -1941,6 +1984,9 @@ class FakeDiscord(LocalServer):
         body = req.json if isinstance(req.json, dict) else {}
         await self._check_can_send(channel)
         self._validate_message(body, creating=True, has_files=bool(req.files))
+        earlier = self._same_nonce(channel, self.bot_user_id, body)
+        if earlier is not None:
+            return _json_response(self.message_payload(earlier))
         reference = body.get("message_reference")
         if reference:
             ref_id = _as_id(reference.get("message_id"), "message_reference.message_id")

@@ -22,6 +22,7 @@ from core.models import (
     OccurrenceStatus,
     Program,
     ProgramStatus,
+    Report,
     Status,
     Turn,
     TurnStatus,
@@ -45,6 +46,7 @@ class MemoryDatabase:
     programs: dict[str, Program] = field(default_factory=dict)
     occurrences: dict[str, list[Occurrence]] = field(default_factory=dict)
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    reports: dict[str, Report] = field(default_factory=dict)  # by interview id
     commits: int = 0
 
 
@@ -362,6 +364,33 @@ class MemoryLeases:
         return held if held is not None and held[1] >= now else None
 
 
+class MemoryReports:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self.db = db
+
+    async def add(self, report: Report) -> bool:
+        if report.interview_id in self.db.reports:
+            return False
+        self.db.reports[report.interview_id] = copy.deepcopy(report)
+        return True
+
+    async def for_interview(self, interview_id: str) -> Report | None:
+        return copy.deepcopy(self.db.reports.get(interview_id))
+
+    async def latest_for_candidate(self, workspace_id: str, candidate_id: str) -> Report | None:
+        mine = [
+            r
+            for r in self.db.reports.values()
+            if r.workspace_id == workspace_id and r.candidate_id == candidate_id
+        ]
+        return copy.deepcopy(max(mine, key=lambda r: r.created_at, default=None))
+
+    async def update_delivery(self, report: Report) -> None:
+        stored = self.db.reports[report.interview_id]
+        stored.delivery = copy.deepcopy(report.delivery)
+        stored.delivered_at = report.delivered_at
+
+
 class MemoryUnitOfWork:
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
@@ -371,6 +400,7 @@ class MemoryUnitOfWork:
         self.jobs = MemoryJobs(db)
         self.leases = MemoryLeases(db)
         self.programs = MemoryPrograms(db)
+        self.reports = MemoryReports(db)
 
     async def __aenter__(self) -> Self:
         return self

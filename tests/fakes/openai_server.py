@@ -10,6 +10,11 @@ Start it on 127.0.0.1 with a random port and point the real SDK at ``fake.base_u
 Usage is counted with the real encodings (:class:`core.tokens.TokenCounter`): prompt tokens
 are ``count_messages`` of the request's messages, completion tokens are the tokens actually
 generated (the reply, cut to ``max_completion_tokens`` / ``max_tokens``).
+
+Structured outputs (non-streaming, ``response_format: {"type": "json_schema", ...}``)::
+
+    fake.structured.append({"criteria": [], ...})  # sent as the JSON content
+    fake.structured.append(REFUSAL)                 # or MALFORMED, TRUNCATED, CONTENT_FILTER
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import itertools
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,6 +35,22 @@ from tests.fakes.local_server import LocalServer
 
 SYSTEM_FINGERPRINT = "fp_fake0001"
 FILLER = "This is a scripted answer from the fake model, repeated to make it long. "
+
+# Scripted faults of a structured answer (entries of ``FakeOpenAI.structured``).
+REFUSAL = "refusal"  # message.refusal set, content null
+MALFORMED = "malformed"  # content that is not JSON
+TRUNCATED = "truncated"  # finish_reason "length", content a cut-off JSON prefix
+CONTENT_FILTER = "content_filter"  # finish_reason "content_filter", content null
+STRUCTURED_FAULTS = (REFUSAL, MALFORMED, TRUNCATED, CONTENT_FILTER)
+REFUSAL_TEXT = "I'm sorry, but I can't help with evaluating this request."
+MALFORMED_TEXT = "Sure! Here is the evaluation you asked for: {criteria: [decomposition: 4"
+TEMPERATURE_UNSUPPORTED = (
+    "Unsupported value: 'temperature' does not support {value} with this model. "
+    "Only the default (1) value is supported."
+)
+
+StructuredAnswer = dict[str, Any] | str
+"""A scripted structured answer: a dict (sent as JSON), a fault marker, or raw content."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,19 @@ class FakeOpenAI(LocalServer):
     - ``cut_stream_after(n_chunks, times=1)``: send ``n_chunks`` content chunks, then drop
       the connection (no usage chunk, no ``[DONE]``).
     - ``tokens_per_chunk`` and ``chunk_delay`` shape the stream.
+    - ``structured``: queue of answers to non-streaming ``json_schema`` requests: a dict
+      (sent as the JSON content, as is: a schema-invalid dict is sent too), one of the fault
+      markers :data:`REFUSAL`, :data:`MALFORMED`, :data:`TRUNCATED`, :data:`CONTENT_FILTER`,
+      or any other string (sent verbatim as the content). When empty the answer is
+      ``structured_default(body)`` (same kinds) if set, else a minimal instance of the schema
+      (:func:`minimal_instance`). Answers longer than the token limit are cut off
+      (``finish_reason: "length"``) like replies. ``replies`` is not used for them.
+      ``refusal_text`` is what a :data:`REFUSAL` says.
+    - A ``json_schema`` with ``strict: true`` is checked like OpenAI does (every object has
+      ``additionalProperties: false`` and lists all its properties in ``required``; the root
+      is an object): otherwise 400 ``invalid_request_error`` naming the problem.
+    - ``default_temperature_only``: model names that reject any ``temperature`` other than 1
+      with OpenAI's 400 ``unsupported_value`` (``param: "temperature"``).
 
     Records every parsed request body in ``requests`` and its headers in ``request_headers``.
     """
@@ -77,6 +112,10 @@ class FakeOpenAI(LocalServer):
         self.request_headers: list[dict[str, str]] = []
         self.tokens_per_chunk = tokens_per_chunk
         self.chunk_delay = chunk_delay
+        self.structured: deque[StructuredAnswer] = deque()
+        self.structured_default: Callable[[dict[str, Any]], StructuredAnswer] | None = None
+        self.refusal_text = REFUSAL_TEXT
+        self.default_temperature_only: set[str] = set()
         self._faults: deque[_Fault] = deque()
         self._ids = itertools.count(1)
 
@@ -171,14 +210,34 @@ class FakeOpenAI(LocalServer):
             for m in body["messages"]
         ]
         prompt_tokens = counter.count_messages(messages)
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        completion_id = f"chatcmpl-fake{next(self._ids):06d}"
+        response_format = body.get("response_format")
+        if (
+            not body.get("stream")
+            and isinstance(response_format, dict)
+            and response_format.get("type") == "json_schema"
+        ):
+            answer = self._structured_answer(body, response_format["json_schema"]["schema"])
+            return web.json_response(
+                _structured_completion(
+                    completion_id,
+                    model,
+                    counter,
+                    prompt_tokens,
+                    answer,
+                    limit,
+                    response_format,
+                    self.refusal_text,
+                )
+            )
+
         reply = self.replies.popleft() if self.replies else default_reply(_last_user(messages))
         tokens = counter.encode(reply)
-        limit = body.get("max_completion_tokens", body.get("max_tokens"))
         finish_reason = "stop"
         if limit is not None and len(tokens) > limit:
             tokens, finish_reason = tokens[:limit], "length"
         usage = _usage(prompt_tokens, len(tokens))
-        completion_id = f"chatcmpl-fake{next(self._ids):06d}"
 
         if not body.get("stream"):
             text = counter.encoding.decode(tokens)
@@ -248,6 +307,14 @@ class FakeOpenAI(LocalServer):
 
     # -- helpers -------------------------------------------------------------------
 
+    def _structured_answer(self, body: dict[str, Any], schema: Any) -> StructuredAnswer:
+        if self.structured:
+            return self.structured.popleft()
+        if self.structured_default is not None:
+            return self.structured_default(body)
+        answer = minimal_instance(schema)
+        return answer if isinstance(answer, dict) else json.dumps(answer)
+
     def _validate(self, body: dict[str, Any]) -> web.Response | None:
         if "model" not in body:
             return self._error(
@@ -305,6 +372,25 @@ class FakeOpenAI(LocalServer):
                     "integer_below_min_value",
                     param,
                 )
+        temperature = body.get("temperature")
+        if (
+            body["model"] in self.default_temperature_only
+            and temperature is not None
+            and temperature != 1
+        ):
+            return self._error(
+                400,
+                TEMPERATURE_UNSUPPORTED.format(value=json.dumps(temperature)),
+                "invalid_request_error",
+                "unsupported_value",
+                "temperature",
+            )
+        response_format = body.get("response_format")
+        if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            problem = _json_schema_problem(response_format.get("json_schema"))
+            if problem is not None:
+                message, code, param = problem
+                return self._error(400, message, "invalid_request_error", code, param)
         return None
 
     def _injected_status(self, fault: _Fault) -> web.Response:
@@ -384,7 +470,12 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
 
 
 def _completion(
-    completion_id: str, model: str, text: str, finish_reason: str, usage: dict[str, Any]
+    completion_id: str,
+    model: str,
+    text: str | None,
+    finish_reason: str,
+    usage: dict[str, Any],
+    refusal: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": completion_id,
@@ -397,7 +488,7 @@ def _completion(
                 "message": {
                     "role": "assistant",
                     "content": text,
-                    "refusal": None,
+                    "refusal": refusal,
                     "annotations": [],
                 },
                 "logprobs": None,
@@ -408,3 +499,166 @@ def _completion(
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
+
+
+# -- structured outputs ----------------------------------------------------------------
+
+
+def _structured_completion(
+    completion_id: str,
+    model: str,
+    counter: TokenCounter,
+    prompt_tokens: int,
+    answer: StructuredAnswer,
+    limit: int | None,
+    response_format: dict[str, Any],
+    refusal_text: str,
+) -> dict[str, Any]:
+    """The completion carrying ``answer`` (a dict, a fault marker or raw content)."""
+    if answer == REFUSAL:
+        usage = _usage(prompt_tokens, counter.count_text(refusal_text))
+        return _completion(completion_id, model, None, "stop", usage, refusal=refusal_text)
+    if answer == CONTENT_FILTER:
+        return _completion(completion_id, model, None, "content_filter", _usage(prompt_tokens, 0))
+    finish_reason = "stop"
+    if answer == MALFORMED:
+        content = MALFORMED_TEXT
+    elif answer == TRUNCATED:
+        full = json.dumps(minimal_instance(response_format["json_schema"]["schema"]))
+        content, finish_reason = full[: max(1, len(full) // 2)], "length"
+    elif isinstance(answer, str):
+        content = answer
+    else:
+        content = json.dumps(answer)
+    tokens = counter.encode(content)
+    if limit is not None and len(tokens) > limit:
+        tokens, finish_reason = tokens[:limit], "length"
+        content = counter.encoding.decode(tokens)
+    usage = _usage(prompt_tokens, len(tokens))
+    return _completion(completion_id, model, content, finish_reason, usage)
+
+
+def _json_schema_problem(json_schema: Any) -> tuple[str, str | None, str] | None:
+    """(message, code, param) of what OpenAI would reject in ``response_format.json_schema``."""
+    if not isinstance(json_schema, dict):
+        return (
+            "Missing required parameter: 'response_format.json_schema'.",
+            "missing_required_parameter",
+            "response_format.json_schema",
+        )
+    name = json_schema.get("name")
+    if not isinstance(name, str) or not name:
+        return (
+            "Missing required parameter: 'response_format.json_schema.name'.",
+            "missing_required_parameter",
+            "response_format.json_schema.name",
+        )
+    schema = json_schema.get("schema")
+    if not isinstance(schema, dict):
+        return (
+            f"Invalid schema for response_format '{name}': schema must be a JSON object.",
+            None,
+            "response_format",
+        )
+    if json_schema.get("strict") is not True:
+        return None
+    if schema.get("type") != "object":
+        got = json.dumps(schema.get("type"))
+        return (
+            f"Invalid schema for response_format '{name}': schema must be a JSON Schema of "
+            f"'type: \"object\"', got 'type: {got}'.",
+            None,
+            "response_format",
+        )
+    problem = _strict_problem(schema, ())
+    if problem is None:
+        return None
+    return f"Invalid schema for response_format '{name}': {problem}", None, "response_format"
+
+
+def _strict_problem(schema: Any, path: tuple[str, ...]) -> str | None:
+    """What breaks OpenAI's strict rules in ``schema`` (and its sub-schemas), if anything."""
+    if not isinstance(schema, dict):
+        return None
+    types = schema.get("type")
+    is_object = types == "object" or (isinstance(types, list) and "object" in types)
+    properties = schema.get("properties")
+    if is_object or isinstance(properties, dict):
+        if schema.get("additionalProperties") is not False:
+            return (
+                f"In context={path!r}, 'additionalProperties' is required to be supplied "
+                "and to be false."
+            )
+        keys = list(properties) if isinstance(properties, dict) else []
+        required = schema.get("required")
+        missing = [k for k in keys if not isinstance(required, list) or k not in required]
+        if missing:
+            return (
+                f"In context={path!r}, 'required' is required to be supplied and to be an "
+                f"array including every key in properties. Missing '{missing[0]}'."
+            )
+    children: list[tuple[tuple[str, ...], Any]] = []
+    if isinstance(properties, dict):
+        children += [((*path, "properties", k), v) for k, v in properties.items()]
+    if "items" in schema:
+        children.append(((*path, "items"), schema["items"]))
+    for key in ("anyOf", "allOf"):
+        if isinstance(schema.get(key), list):
+            children += [((*path, key, str(i)), v) for i, v in enumerate(schema[key])]
+    for key in ("$defs", "definitions"):
+        if isinstance(schema.get(key), dict):
+            children += [((*path, key, k), v) for k, v in schema[key].items()]
+    for child_path, child in children:
+        problem = _strict_problem(child, child_path)
+        if problem is not None:
+            return problem
+    return None
+
+
+def minimal_instance(schema: Any, root: Any = None, depth: int = 0) -> Any:
+    """A small instance valid for ``schema``: objects with their required properties,
+    strings ``""``, numbers 0 (or ``minimum``), empty arrays, the first enum value."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > 32:
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return minimal_instance(_resolve_ref(root, ref), root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        variants = schema.get(key)
+        if isinstance(variants, list) and variants:
+            return minimal_instance(variants[0], root, depth + 1)
+    types = schema.get("type")
+    if isinstance(types, list):
+        types = next((t for t in types if t != "null"), "null")
+    properties = schema.get("properties")
+    if types == "object" or isinstance(properties, dict):
+        properties = properties if isinstance(properties, dict) else {}
+        required = schema.get("required")
+        keys = [k for k in properties if isinstance(required, list) and k in required]
+        return {k: minimal_instance(properties[k], root, depth + 1) for k in keys}
+    if types == "array":
+        count = schema.get("minItems", 0)
+        return [minimal_instance(schema.get("items"), root, depth + 1) for _ in range(count)]
+    if types == "string":
+        return "x" * int(schema.get("minLength", 0))
+    if types in ("integer", "number"):
+        minimum = schema.get("minimum", 0)
+        return int(minimum) if types == "integer" else minimum
+    if types == "boolean":
+        return False
+    return None
+
+
+def _resolve_ref(root: Any, ref: str) -> Any:
+    """A local ``$ref`` (``#/$defs/Name``)."""
+    node = root
+    for part in ref.removeprefix("#/").split("/"):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part.replace("~1", "/").replace("~0", "~"))
+    return node

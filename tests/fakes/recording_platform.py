@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.counter import CounterView
 from core.models import Challenge, Interview, Turn, Workspace
+from core.ports import PostedReport, ReportFile, ReportTarget
+from core.report_view import ReportView
 
 
 @dataclass
@@ -34,6 +37,13 @@ class RecordingPlatform:
     replies: list[RecordingReply] = field(default_factory=list)
     closed: list[tuple[str, str]] = field(default_factory=list)
     fail_open: bool = False
+    reports: list[tuple[ReportTarget, ReportView, list[ReportFile]]] = field(default_factory=list)
+    attached: list[tuple[str, list[ReportFile]]] = field(default_factory=list)
+    private_files: list[tuple[str, str, ReportFile]] = field(default_factory=list)
+    attach_inline: bool = True  # post_report carries the files (Discord); else a second call
+    fail_reports: int = 0  # refuse this many report posts
+    fail_attach: int = 0  # refuse this many file attachments
+    gone_channels: set[str] = field(default_factory=set)  # refuse reports to these
     # Everything shown in the conversation, in order: ("notice", text), ("reply", "").
     timeline: list[tuple[str, str]] = field(default_factory=list)
 
@@ -79,10 +89,39 @@ class RecordingPlatform:
     async def send_dm(self, workspace: Workspace, user_id: str, text: str) -> None:
         self.notices.append((user_id, text))
 
-    async def upload_file(
-        self, workspace: Workspace, channel_id: str, filename: str, content: bytes, title: str
+    async def display_name(self, workspace: Workspace, user_id: str) -> str:
+        return f"name-{user_id}"
+
+    async def message_link(self, interview: Interview, message_id: str) -> str | None:
+        return f"https://chat.example/{interview.id}/{message_id}"
+
+    async def post_report(
+        self,
+        workspace: Workspace,
+        target: ReportTarget,
+        view: ReportView,
+        files: Sequence[ReportFile],
+    ) -> PostedReport:
+        if self.fail_reports:
+            self.fail_reports -= 1
+            raise RuntimeError("platform refused the report")
+        if target.channel_id in self.gone_channels:
+            raise RuntimeError("channel_not_found")
+        self.reports.append((target, view, list(files)))
+        return PostedReport(ref=f"report-{len(self.reports)}", files_attached=self.attach_inline)
+
+    async def attach_report_files(
+        self, workspace: Workspace, target: ReportTarget, ref: str, files: Sequence[ReportFile]
     ) -> None:
-        self.notices.append((channel_id, filename))
+        if self.fail_attach:
+            self.fail_attach -= 1
+            raise RuntimeError("platform refused the files")
+        self.attached.append((ref, list(files)))
+
+    async def send_file(
+        self, workspace: Workspace, user_id: str, text: str, file: ReportFile
+    ) -> None:
+        self.private_files.append((user_id, text, file))
 
     def notice_texts(self) -> list[str]:
         return [text for _, text in self.notices]

@@ -96,6 +96,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "chat.stopStream": TIER_4,
     "files.getUploadURLExternal": TIER_4,
     "files.completeUploadExternal": TIER_4,
+    "chat.getPermalink": TIER_4,
 }
 """Calls per window (60 s) per workspace and method."""
 
@@ -534,6 +535,7 @@ class FakeSlack(LocalServer):
             "views.open": self._views_open,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "chat.getPermalink": self._chat_get_permalink,
         }
         self.add_workspace(
             bot_token,
@@ -1399,6 +1401,20 @@ class FakeSlack(LocalServer):
         self.files[fake_file.id] = fake_file
         self._uploads[key] = fake_file.id
         return {"upload_url": f"{self.base_url}/upload/v1/{key}", "file_id": fake_file.id}
+
+    def _chat_get_permalink(self, ws: _Workspace, params: dict[str, Any]) -> dict[str, Any]:
+        """``https://<domain>.slack.com/archives/<channel>/p<ts without the dot>``, with
+        ``thread_ts`` and ``cid`` for a thread reply, as Slack answers."""
+        channel = self._channel(ws, params, dm_users=False)
+        ts = _str_param(params, "message_ts")
+        message = self.messages.get((channel.id, ts or ""))
+        if message is None:
+            raise _ApiError("message_not_found")
+        digits = message.ts.replace(".", "")
+        link = f"https://{ws.team_domain}.slack.com/archives/{channel.id}/p{digits}"
+        if message.is_reply:
+            link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
+        return {"channel": channel.id, "permalink": link}
 
     def _files_complete_upload(self, ws: _Workspace, params: dict[str, Any]) -> dict[str, Any]:
         entries = _json_param(params, "files", "invalid_arguments")
