@@ -89,6 +89,10 @@ def engine_config(settings: Settings) -> EngineConfig:
         ),
         evaluation=settings.evaluation == "on",
         evaluation_model=settings.evaluation_model,
+        max_message_chars=settings.max_message_chars,
+        candidate_messages_per_minute=settings.candidate_messages_per_minute,
+        workspace_llm_calls_per_minute=settings.workspace_llm_calls_per_minute,
+        retention_days=settings.retention_days,
     )
 
 

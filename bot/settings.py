@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     schedule_grace: int = 600
     weekly_summary: str = "fri 17:00"
     turn_lease_s: float = Field(default=30.0, ge=1, le=600)
+    shutdown_grace: float = Field(default=20.0, gt=0, le=600)  # seconds for a clean stop
+    max_message_chars: int = Field(default=8000, ge=100, le=100_000)
+    candidate_messages_per_minute: int = Field(default=20, ge=0)  # 0: no limit
+    workspace_llm_calls_per_minute: int = Field(default=300, ge=0)  # 0: no limit
+    llm_breaker_failures: int = Field(default=5, ge=1, le=100)  # in a row, then open
+    llm_breaker_cooldown: float = Field(default=30.0, gt=0, le=3600)  # seconds, then probe
+    retention_days: int | None = Field(default=None, ge=1)  # None: keep everything
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -125,6 +132,7 @@ class Settings(BaseSettings):
         "discord_interviewer_channel",
         "discord_interview_channel",
         "discord_interviewer_role",
+        "retention_days",
         mode="before",
     )
     @classmethod

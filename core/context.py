@@ -43,6 +43,10 @@ class EngineConfig:
     interviewer_channels: dict[str, str] = field(default_factory=dict)  # per platform (env)
     evaluation: bool = True  # EVALUATION=off: reports carry the metrics only
     evaluation_model: str | None = None  # None: ``model``
+    max_message_chars: int = 8000  # a longer candidate message is refused, nothing charged
+    candidate_messages_per_minute: int = 20  # per interview, across processes; 0: no limit
+    workspace_llm_calls_per_minute: int = 300  # per workspace, across processes; 0: no limit
+    retention_days: int | None = None  # RETENTION_DAYS: purge older interviews; None: keep
 
 
 @dataclass
