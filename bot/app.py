@@ -13,6 +13,7 @@ from typing import Protocol
 from aiohttp import web
 
 from adapters.discord.runner import DiscordAdapter, DiscordConfig
+from adapters.llm.breaker import DEGRADED, CircuitBreakerChatModel
 from adapters.llm.judge import OpenAIJudge
 from adapters.llm.offline import OfflineChatModel, OfflineJudge
 from adapters.llm.openai_chat import OpenAIChatModel
@@ -21,7 +22,7 @@ from adapters.slack.runner import SlackAdapter, SlackConfig
 from bot import database
 from bot.database import wait_for_database
 from bot.http import build_health_app, build_metrics_app
-from bot.metrics import PrometheusMetrics
+from bot.metrics import PrometheusMetrics, watch_llm_circuit
 from bot.settings import Settings, SettingsError
 from core.challenges import find_challenge, list_challenges
 from core.clock import Clock, SystemClock
@@ -59,16 +60,23 @@ AdapterFactory = Callable[[InterviewService, RateLimiter], RunningAdapter]
 
 
 def build_model(settings: Settings) -> ChatModel:
-    """The OpenAI-compatible gateway when configured, else the labelled offline model."""
+    """The OpenAI-compatible gateway behind a circuit breaker when configured (opens after
+    ``LLM_BREAKER_FAILURES`` failures in a row, probes after ``LLM_BREAKER_COOLDOWN``
+    seconds), else the labelled offline model (it can't fail, so it needs none)."""
     if not settings.uses_real_model:
         return OfflineChatModel(delay_s=0.02)
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return OpenAIChatModel.from_settings(
+    gateway = OpenAIChatModel.from_settings(
         key,
         settings.openai_base_url,
         timeout_s=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         token_limit_param=settings.llm_token_param,
+    )
+    return CircuitBreakerChatModel(
+        gateway,
+        failures=settings.llm_breaker_failures,
+        cooldown_s=settings.llm_breaker_cooldown,
     )
 
 
@@ -98,6 +106,8 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 def build_judge(settings: Settings, model: ChatModel) -> Judge:
     """The judge that goes with the chat model: the API's, or the offline rules."""
+    if isinstance(model, CircuitBreakerChatModel):
+        model = model.inner  # reports are not candidate turns: the judge retries on its own
     if isinstance(model, OpenAIChatModel):
         return OpenAIJudge(model.client)
     return OfflineJudge()
@@ -120,8 +130,12 @@ def build_service(
     model: ChatModel | None = None,
     clock: Clock | None = None,
     alarm: Alarm | None = None,
+    limiter: RateLimiter | None = None,
 ) -> InterviewService:
     model = model or build_model(settings)
+    if isinstance(model, CircuitBreakerChatModel):
+        breaker = model
+        watch_llm_circuit(lambda: breaker.is_open)
     return InterviewService(
         uow,
         model,
@@ -132,6 +146,7 @@ def build_service(
         alarm=alarm,
         judge=build_judge(settings, model),
         render_chart=render_chart,
+        limiter=limiter,
     )
 
 
@@ -211,11 +226,12 @@ class BotRuntime:
         self.service: InterviewService | None = None
         self.alarm: SchedulerAlarm | None = None
         self.adapters: list[RunningAdapter] = []
-        self.http_app = build_health_app(self.readiness)
+        self.http_app = build_health_app(self.readiness, self.degraded)
         self.http_app.router.add_post("/{platform}/events", self._platform_events)
         self._runners: list[web.AppRunner] = []
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.stopping = False  # set by stop(): new requests get 503
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": self.database is not None and await self.database.ping()}
@@ -223,10 +239,23 @@ class BotRuntime:
             checks[name] = await adapter.is_ready()
         if len(self.adapters) < len(self.factories):
             checks["adapters"] = False
+        if self.stopping:
+            checks["accepting"] = False  # shutting down: send new work elsewhere
         return checks
+
+    def degraded(self) -> dict[str, str]:
+        """What works badly right now: the model while its circuit breaker is open."""
+        model = self.service.ctx.model if self.service is not None else None
+        if isinstance(model, CircuitBreakerChatModel) and model.is_open:
+            return {"llm": DEGRADED}
+        return {}
 
     async def _platform_events(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["platform"]
+        if self.stopping and name in self.factories:
+            # Shutting down: Slack retries the request, or the load balancer sends it to
+            # another process. Work already accepted is finished or handed over.
+            return web.Response(status=503, text="shutting down")
         for adapter_name, adapter in zip(self.factories, self.adapters, strict=False):
             if adapter_name == name:
                 # The adapter decides: 503 while it starts, 404 where it takes no HTTP at all
@@ -260,6 +289,9 @@ class BotRuntime:
         self.database = await wait_for_database(settings.database_url)
         await check_default_challenge(settings, self.database)
         self.alarm = SchedulerAlarm(self._wake, self._sweep, sweep_s=settings.job_sweep_s)
+        # One limiter for the adapters (Slack's budgets) and the engine (the candidates' and
+        # workspaces' rate limits), shared with every other process through the database.
+        limiter = SqlRateLimiter(self.database.engine)
         self.service = build_service(
             settings,
             self.database,
@@ -267,8 +299,9 @@ class BotRuntime:
             model=self._model,
             clock=self._clock,
             alarm=self.alarm,
+            limiter=limiter,
         )
-        limiter = SqlRateLimiter(self.database.engine)
+        self.service.jobs.claim_s = settings.job_claim_s
         for name, factory in self.factories.items():
             adapter = factory(self.service, limiter)
             self.service.platforms[name] = adapter.platform
@@ -292,23 +325,58 @@ class BotRuntime:
             except Exception:
                 log.exception("the periodic sweep failed")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop everything (also after a failed or cancelled start).
+
+        First no new work: ``/slack/events`` and ``/healthz`` answer 503, the wake-ups
+        stop, and no new turn or job is started (messages that still arrive are stored and
+        left to the next process). Replies and jobs under way get ``grace_s`` minus a
+        reserve (:func:`shutdown_reserve`) to finish; then they are interrupted: a reply
+        records itself as ``failed`` ("interrupted"), charged what it cost, and the
+        candidate is asked to send the message again. Then this process's leases and job
+        claims are released, so another process takes over at once rather than when they
+        expire, and the adapters and the database are closed. ``grace_s=0``: interrupt at once.
+        """
+        self.stopping = True
+        loop = asyncio.get_running_loop()
+        drain_until = loop.time() + max(0.0, grace_s - shutdown_reserve(grace_s))
+
+        def left() -> float:
+            return max(0.0, drain_until - loop.time())
+
+        service = self.service
+        if service is not None:
+            service.turns.stopping = service.jobs.stopping = True
         if self.alarm is not None:
-            await self.alarm.stop()
+            await self.alarm.stop(timeout_s=left() if grace_s > 0 else 5.0)
+        if service is not None:
+            await service.turns.stop(left())
+            await service.jobs.stop(left())
+            try:
+                claims, leases = await asyncio.wait_for(service.jobs.release_all(), RELEASE_S)
+                log.info("released %d lease(s) and %d job claim(s)", leases, claims)
+            except Exception:
+                log.warning("could not release leases and job claims", exc_info=True)
         for adapter in self.adapters:
             try:
                 await adapter.stop()
             except Exception:
                 log.warning("stopping an adapter failed", exc_info=True)
-        if self.service is not None:
-            await self.service.close()
+        if service is not None:
+            await service.close()
         if self.database is not None:
             await self.database.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
 
 
-SHUTDOWN_TIMEOUT_S = 20.0
+RELEASE_S = 2.0  # releasing this process's leases and claims at shutdown may take this long
+
+
+def shutdown_reserve(grace_s: float) -> float:
+    """The part of SHUTDOWN_GRACE kept for interrupting what did not finish and for
+    closing the adapters and the database: a quarter of it, at most 5 s."""
+    return min(5.0, grace_s / 4)
 
 
 async def run_bot(settings: Settings) -> int:
@@ -316,7 +384,8 @@ async def run_bot(settings: Settings) -> int:
 
     A signal stops the bot at any stage: during start-up (e.g. while waiting for the
     database) it exits at once with 128 + the signal number; once running, it shuts down
-    cleanly and exits 0. A second signal exits immediately.
+    cleanly within ``SHUTDOWN_GRACE`` (:meth:`BotRuntime.stop`) and exits 0. A second
+    signal exits immediately.
     """
     runtime = BotRuntime(settings, adapter_factories(settings))
     stop = asyncio.Event()
@@ -349,8 +418,9 @@ async def run_bot(settings: Settings) -> int:
         return 0
     finally:
         stopping.cancel()
+        grace = settings.shutdown_grace
         try:
-            async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
-                await runtime.stop()
+            async with asyncio.timeout(grace):
+                await runtime.stop(grace)
         except TimeoutError:
-            log.warning("shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_TIMEOUT_S)
+            log.warning("shutdown took longer than SHUTDOWN_GRACE (%g s); exiting anyway", grace)

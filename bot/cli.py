@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from core.errors import StartupError
+from core.ports import PurgeCounts
+
+if TYPE_CHECKING:
+    from storage.privacy import Person
 
 T = TypeVar("T")
 log = logging.getLogger("interview_buddy")
@@ -223,3 +229,149 @@ def challenges_add(path: Path, replace: bool) -> None:
         click.echo(line, err=True)
         sys.exit(code)
     click.echo(line)
+
+
+# ---------------------------------------------------------------- data protection
+
+
+def _person(candidate: str, workspace: str | None) -> Person:
+    from storage.privacy import Person
+
+    try:
+        return Person.parse(candidate, workspace)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--candidate") from exc
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _counts(counts: PurgeCounts) -> str:
+    parts = [
+        _plural(counts.interviews, "interview"),
+        _plural(counts.turns, "turn"),
+        _plural(counts.audit_events, "audit event"),
+        _plural(counts.reports, "report"),
+        _plural(counts.programs, "program") + f" ({_plural(counts.occurrences, 'occurrence')})",
+        _plural(counts.jobs, "job"),
+    ]
+    return ", ".join(parts)
+
+
+@main.command()
+@click.option(
+    "--candidate",
+    "candidate",
+    required=True,
+    metavar="PLATFORM:ID",
+    help="slack:U123, discord:4242",
+)
+@click.option(
+    "--workspace", metavar="EXTERNAL_ID", help="Only this workspace (Slack team or Discord guild)."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the JSON to this file instead of printing it.",
+)
+def export(candidate: str, workspace: str | None, output: Path | None) -> None:
+    """Everything stored about a person, as JSON (their right of access).
+
+    Interviews where they are the candidate come with turns, audit events and the report
+    (metrics, evaluation, transcript, chart as base64); interviews they ran as the
+    interviewer show only what they did. Programs, jobs naming them and workspace
+    settings that list them are included.
+    """
+    person = _person(candidate, workspace)
+    settings = _settings()
+    _setup(settings, "WARNING")
+    from bot.database import open_database  # not bot.app: no adapter is imported
+
+    async def go() -> dict[str, Any]:
+        database = await open_database(settings.database_url)
+        try:
+            async with database() as uow:
+                return await uow.sql_privacy.export_person(person, datetime.now(UTC))
+        finally:
+            await database.close()
+
+    data = _run(go())
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    found = len(data["interviews"]) + len(data["programs"]) + len(data["workspace_settings"])
+    if not found and not data["jobs"]:
+        click.echo(f"Nothing is stored about {person}.", err=True)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"{output}: cannot write the file ({exc.strerror or exc})", err=True)
+        sys.exit(1)
+    click.echo(
+        f"Wrote {_plural(len(data['interviews']), 'interview')}, "
+        f"{_plural(len(data['programs']), 'program')} and {_plural(len(data['jobs']), 'job')} "
+        f"about {person} to {output}.",
+        err=True,
+    )
+
+
+@main.command()
+@click.option("--candidate", metavar="PLATFORM:ID", help="Everything about this candidate.")
+@click.option(
+    "--before",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Every interview that ended before this date (UTC midnight).",
+)
+@click.option("--workspace", metavar="EXTERNAL_ID", help="With --candidate: only this workspace.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def purge(candidate: str | None, before: datetime | None, workspace: str | None, yes: bool) -> None:
+    """Delete a candidate's data, or every interview older than a date.
+
+    Deletes the interviews with their turns, reports, audit events and jobs, and the
+    programs (weekly schedules) with theirs. An interview that is still open is never
+    deleted: end it first. Interviews a person ran as the interviewer stay (they are the
+    candidates' records).
+    """
+    if (candidate is None) == (before is None):
+        raise click.UsageError("give exactly one of --candidate PLATFORM:ID or --before DATE")
+    if workspace is not None and candidate is None:
+        raise click.UsageError("--workspace goes with --candidate")
+    person = _person(candidate, workspace) if candidate is not None else None
+    moment = before.replace(tzinfo=UTC) if before is not None else None
+    what = f"about {person} as a candidate" if person else f"that ended before {moment:%Y-%m-%d}"
+    settings = _settings()
+    _setup(settings, "WARNING")
+    from bot.database import open_database  # not bot.app: no adapter is imported
+
+    async def delete(commit: bool) -> PurgeCounts:
+        database = await open_database(settings.database_url)
+        try:
+            async with database() as uow:
+                if person is not None:
+                    counts = await uow.sql_privacy.purge_person(person)
+                else:
+                    assert moment is not None
+                    counts = await uow.privacy.purge_before(moment)
+                if commit:
+                    await uow.commit()
+        finally:
+            await database.close()
+        return counts
+
+    planned = _run(delete(commit=False))  # counted in a transaction that is rolled back
+    if not planned.deleted:
+        click.echo(f"Nothing stored {what} to delete.")
+    else:
+        if not yes:
+            click.confirm(f"Delete {_counts(planned)} {what}?", abort=True, err=True)
+        done = _run(delete(commit=True))
+        click.echo(f"Deleted {_counts(done)} {what}.")
+        planned = done
+    if planned.open_kept:
+        left = _plural(planned.open_kept, "open interview")
+        verb, it = ("was", "it") if planned.open_kept == 1 else ("were", "them")
+        click.echo(f"{left} {verb} left alone: open interviews are never purged; end {it} first.")

@@ -9,16 +9,30 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+# Dependencies that work badly right now, e.g. {"llm": "degraded (circuit open)"}.
+DegradedCheck = Callable[[], dict[str, str]]
 
 
-def build_health_app(readiness: ReadinessCheck) -> web.Application:
-    """The public app: ``/healthz``; adapters add their own routes."""
+def build_health_app(
+    readiness: ReadinessCheck, degraded: DegradedCheck | None = None
+) -> web.Application:
+    """The public app: ``/healthz``; adapters add their own routes.
+
+    200 when every check passes, else 503. A dependency that works badly without stopping
+    the bot (the LLM's circuit is open: commands, counters and reports still work) keeps
+    200 and is named beside the checks with ``"status": "degraded"``
+    (``"llm": "degraded (circuit open)"``), so a load balancer or orchestrator does not
+    take a replica out of service for an outage every replica shares.
+    """
     app = web.Application()
 
     async def healthz(_: web.Request) -> web.Response:
         checks = await readiness()
-        status = 200 if checks and all(checks.values()) else 503
-        return web.json_response({"ok": status == 200, "checks": checks}, status=status)
+        problems = degraded() if degraded is not None else {}
+        ready = bool(checks) and all(checks.values())
+        state = "down" if not ready else ("degraded" if problems else "ok")
+        body: dict[str, object] = {"ok": ready, "status": state, "checks": checks, **problems}
+        return web.json_response(body, status=200 if ready else 503)
 
     app.router.add_get("/healthz", healthz)
     return app

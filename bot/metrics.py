@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from collections.abc import Callable
+
+from prometheus_client import Counter, Gauge, Histogram
 
 INTERVIEWS_STARTED = Counter("interview_buddy_interviews_started_total", "Interviews started")
 INTERVIEWS_ENDED = Counter("interview_buddy_interviews_ended_total", "Interviews ended", ["reason"])
@@ -18,6 +20,15 @@ EVALUATION_TOKENS = Counter(
     "interview_buddy_evaluation_tokens_total",
     "Tokens spent on report evaluations (never charged to candidates)",
 )
+LLM_CIRCUIT_OPEN = Gauge(
+    "interview_buddy_llm_circuit_open",
+    "1 while the chat model's circuit breaker is open or half-open (calls fail fast), else 0",
+)
+
+
+def watch_llm_circuit(is_open: Callable[[], bool]) -> None:
+    """Read the breaker's state at every scrape (the gauge stays 0 without a breaker)."""
+    LLM_CIRCUIT_OPEN.set_function(lambda: 1.0 if is_open() else 0.0)
 
 
 class PrometheusMetrics:

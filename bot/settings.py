@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     job_sweep_s: float = Field(default=5.0, gt=0, le=300)
+    # A job claim whose process died (SIGKILL, OOM) is taken over after this many seconds.
+    job_claim_s: float = Field(default=60.0, ge=1, le=3600)
     reminders: str = "24h,1h,5m"
     schedule_grace: int = 600
     weekly_summary: str = "fri 17:00"

@@ -116,9 +116,11 @@ def warning_text(due: list[Threshold], interview: Interview) -> str:
 
 
 def drop_stale_warnings(interview: Interview, now: datetime) -> None:
-    """After an extension, re-arm warnings whose condition no longer holds."""
+    """After an extension, re-arm warnings whose condition no longer holds (keys that are no
+    threshold's, such as ``core.outage.LLM_DOWN``, stay)."""
     still = {t.key for t in crossed_thresholds(interview, now)}
-    interview.warnings_sent = [k for k in interview.warnings_sent if k in still]
+    known = {t.key for t in (*TOKEN_THRESHOLDS, *FORECAST_THRESHOLDS, *TIME_THRESHOLDS)}
+    interview.warnings_sent = [k for k in interview.warnings_sent if k in still or k not in known]
 
 
 def warning_level(interview: Interview, now: datetime) -> str:

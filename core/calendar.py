@@ -56,7 +56,8 @@ def looks_like_weeks(word: str) -> bool:
 
 def parse_weeks(word: str) -> int:
     """``12w`` -> 12 weekly occurrences (1 to 52)."""
-    count = int(word.lower().removesuffix("w")) if looks_like_weeks(word) else 0
+    digits = word.lower().removesuffix("w").lstrip("0") if looks_like_weeks(word) else ""
+    count = int(digits) if 0 < len(digits) <= 2 else 0  # more digits: beyond MAX_WEEKS
     if not 1 <= count <= MAX_WEEKS:
         raise InvalidInput(f"`{word}` must be from `1w` to `{MAX_WEEKS}w` weekly occurrences.")
     return count

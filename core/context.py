@@ -11,7 +11,15 @@ from core.clock import Clock
 from core.errors import Conflict, NotFound, Stale
 from core.jobs import JobRunner
 from core.models import AuditEvent, Interview
-from core.ports import ChatModel, Metrics, NoMetrics, Platform, UnitOfWork, UnitOfWorkFactory
+from core.ports import (
+    ChatModel,
+    Metrics,
+    NoMetrics,
+    Platform,
+    RateLimiter,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,9 @@ class Context:
     config: EngineConfig
     jobs: JobRunner
     metrics: Metrics = field(default_factory=NoMetrics)
+    # Shared by every process (the database in the bot): the per-candidate and per-workspace
+    # rate limits. None: no rate limits (the console, most tests).
+    limiter: RateLimiter | None = None
 
     def platform(self, interview: Interview) -> Platform:
         try:

@@ -108,7 +108,7 @@ async def _configure(
     if key == "timezone" and len(values) == 1:
         try:
             ZoneInfo(values[0])
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: `Europe`, a folder
             raise usage_error(
                 "config", f"`{values[0]}` is not a time zone like Europe/Berlin."
             ) from None

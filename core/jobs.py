@@ -8,6 +8,7 @@ then stays armed for the new moment instead of being marked done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
 
-CLAIM_S = 60.0  # a job not finished by then is taken over (its process is presumed dead)
+CLAIM_S = 60.0  # default: a job not finished by then is taken over (its process presumed dead)
 BATCH = 20
 MAX_BACKOFF_S = 300.0
 
@@ -30,14 +31,26 @@ class JobRunner:
     """Claims due jobs and runs their handlers; the alarm wakes it at the next due moment."""
 
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, owner: str, alarm: Alarm | None = None
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        owner: str,
+        alarm: Alarm | None = None,
+        *,
+        claim_s: float = CLAIM_S,
     ) -> None:
         self.uow = uow
         self.clock = clock
         self.owner = owner
         self.alarm = alarm
+        # How long a claim lasts (JOB_CLAIM_S): after a crash, the claimed jobs wait this long.
+        self.claim_s = claim_s
         self.handlers: dict[str, Handler] = {}
+        self.stopping = False  # shutting down: claim nothing more
         self._running: set[asyncio.Task[None]] = set()
+        self._active: set[tuple[str, int]] = set()  # (key, revision) of the jobs running here
+        self._idle = asyncio.Event()  # set while none is running
+        self._idle.set()
 
     def on(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -56,12 +69,9 @@ class JobRunner:
 
     async def run_due(self) -> int:
         """Claim and run every job due now; returns how many ran."""
-        now = self.clock.now()
-        async with self.uow() as uow:
-            jobs = await uow.jobs.claim_due(
-                self.owner, now, now + timedelta(seconds=CLAIM_S), BATCH
-            )
-            await uow.commit()
+        if self.stopping:
+            return 0
+        jobs = await self._claim(BATCH)
         if jobs:
             await asyncio.gather(*(self._run(job) for job in jobs))
         await self._rearm()
@@ -69,17 +79,37 @@ class JobRunner:
 
     async def run_now(self, key: str) -> bool:
         """Run the job with this key now if it is due and nobody holds it (exactly once)."""
-        now = self.clock.now()
-        async with self.uow() as uow:
-            jobs = await uow.jobs.claim_due(
-                self.owner, now, now + timedelta(seconds=CLAIM_S), 1, key=key
-            )
-            await uow.commit()
+        if self.stopping:
+            return False
+        jobs = await self._claim(1, key)
         for job in jobs:
             await self._run(job)
         return bool(jobs)
 
+    async def _claim(self, limit: int, key: str | None = None) -> list[Job]:
+        now = self.clock.now()
+        async with self.uow() as uow:
+            jobs = await uow.jobs.claim_due(
+                self.owner, now, now + timedelta(seconds=self.claim_s), limit, key=key
+            )
+            await uow.commit()
+        # A job of ours that outlived its claim was claimed again: that renewed the claim,
+        # and the run under way goes on (never two runs of one job in one process). A job
+        # scheduled again meanwhile has a new revision: that one runs.
+        return [job for job in jobs if (job.key, job.revision) not in self._active]
+
     async def _run(self, job: Job) -> None:
+        running = (job.key, job.revision)
+        self._active.add(running)
+        self._idle.clear()
+        try:
+            await self._run_handler(job)
+        finally:
+            self._active.discard(running)
+            if not self._active:
+                self._idle.set()
+
+    async def _run_handler(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:
@@ -125,6 +155,25 @@ class JobRunner:
         """Wait for background runs to finish (tests)."""
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Shutdown: claim nothing more, give the jobs under way ``timeout_s`` to finish,
+        then cancel the background runs (a cancelled job keeps its claim until
+        :meth:`release_all`)."""
+        self.stopping = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        await self.close()
+
+    async def release_all(self) -> tuple[int, int]:
+        """Shutdown: give up every job claim and lease this process holds, so that another
+        process takes the work over at once instead of after the claim or lease expires.
+        Returns (claims, leases) released."""
+        async with self.uow() as uow:
+            claims = await uow.jobs.release_claims(self.owner)
+            leases = await uow.leases.release_all(self.owner)
+            await uow.commit()
+        return claims, leases
 
     async def close(self) -> None:
         for task in list(self._running):

@@ -13,6 +13,13 @@ MAX_DURATION_SECONDS = 24 * 3600
 MAX_TOKEN_BUDGET = 10_000_000
 MIN_TIME_LIMIT_SECONDS = 60
 MIN_TOKEN_BUDGET = 1000  # less cannot hold a challenge's system prompt and one exchange
+# A number with more digits than this (leading zeros aside) is beyond every limit here; it is
+# refused as too large without converting it (int() refuses over 4300 digits, float() gives inf).
+_MAX_DIGITS = 9
+
+
+def _too_long(digits: str) -> bool:
+    return len(digits.lstrip("0")) > _MAX_DIGITS
 
 
 def looks_like_duration(text: str) -> bool:
@@ -34,7 +41,11 @@ def parse_duration(text: str) -> int:
         raise InvalidInput(
             f"`{text}` is not a duration. Use a number with a unit, e.g. `45m`, `1h` or `1h30m`."
         )
-    seconds = int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + int(match["s"] or 0)
+    parts = [match[unit] or "0" for unit in "hms"]
+    if any(_too_long(part) for part in parts):
+        raise InvalidInput(f"`{text}` is longer than 24 hours, the longest interview allowed.")
+    hours, minutes, secs = (int(part.lstrip("0") or "0") for part in parts)
+    seconds = hours * 3600 + minutes * 60 + secs
     if seconds <= 0:
         raise InvalidInput(f"`{text}` is zero; a duration must be positive, e.g. `10m`.")
     if seconds > MAX_DURATION_SECONDS:
@@ -51,6 +62,8 @@ def parse_tokens(text: str) -> int:
             f"`{text}` is not a token budget. Use a whole number with an optional `k`, "
             "e.g. `20k` or `15000`."
         )
+    if _too_long(match["n"].split(".")[0]):
+        raise InvalidInput(f"`{text}` is more than {MAX_TOKEN_BUDGET:,} tokens.")
     value = float(match["n"]) * (1000 if match["k"] else 1)
     if value != int(value) or value <= 0:
         raise InvalidInput(f"`{text}` must be a positive whole number of tokens.")

@@ -69,6 +69,7 @@ class ChatResult:
     error: str | None = None  # a message fit for the candidate when the call failed
     reached_model: bool = False  # the model started answering (tokens were spent)
     finish_reason: str | None = None
+    outage: bool = False  # the model's endpoint is down (circuit open): tell people once
 
 
 class ChatModel(Protocol):
@@ -408,6 +409,11 @@ class JobRepository(Protocol):
         """The earliest moment a job can be claimed (due, and any claim on it expired)."""
         ...
 
+    async def release_claims(self, owner: str) -> int:
+        """Release every claim ``owner`` holds on a job not done (shutdown): the jobs can
+        be claimed again at once. Returns how many."""
+        ...
+
     async def get(self, key: str) -> Job | None: ...
 
 
@@ -420,8 +426,49 @@ class LeaseRepository(Protocol):
 
     async def release(self, key: str, owner: str) -> None: ...
 
+    async def release_all(self, owner: str) -> int:
+        """Release every lease ``owner`` holds (shutdown). Returns how many."""
+        ...
+
     async def holder(self, key: str, now: datetime) -> tuple[str, datetime] | None:
         """Who holds the key and until when (None: free or expired)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """What a purge deleted, and how many open interviews it left alone (never touched)."""
+
+    interviews: int = 0
+    turns: int = 0
+    audit_events: int = 0
+    reports: int = 0
+    programs: int = 0
+    occurrences: int = 0
+    jobs: int = 0
+    open_kept: int = 0
+
+    @property
+    def deleted(self) -> int:
+        """Rows deleted in all."""
+        return (
+            self.interviews
+            + self.turns
+            + self.audit_events
+            + self.reports
+            + self.programs
+            + self.occurrences
+            + self.jobs
+        )
+
+
+class PrivacyRepository(Protocol):
+    """Deleting personal data when it is no longer needed (``RETENTION_DAYS``)."""
+
+    async def purge_before(self, moment: datetime) -> PurgeCounts:
+        """Delete every ended interview that ended before ``moment`` with its turns, audit
+        events, report and jobs, and every program whose last occurrence is before it.
+        Open interviews are never touched (``open_kept`` counts those older than it)."""
         ...
 
 
@@ -435,6 +482,7 @@ class UnitOfWork(Protocol):
     leases: LeaseRepository
     programs: ProgramRepository
     reports: ReportRepository
+    privacy: PrivacyRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -457,6 +505,11 @@ class RateLimiter(Protocol):
     async def acquire(self, key: str, per_second: float, burst: int) -> None:
         """Wait for the next slot of ``key``: at most ``burst`` at once, then
         ``per_second`` on average, counted across all processes."""
+        ...
+
+    async def try_acquire(self, key: str, per_second: float, burst: int) -> bool:
+        """Take a slot of ``key`` only if one is free now (same rule as :meth:`acquire`);
+        never waits. False: the budget is used up for now, and nothing was taken."""
         ...
 
 

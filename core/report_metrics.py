@@ -49,6 +49,7 @@ class ReportMetrics:
     pauses: int
     paused_s: float
     end_reason: str | None
+    refused_other: int = 0  # refused for another reason: too long, empty, a file, too fast
     started_at: str | None = None  # ISO 8601, UTC
     ended_at: str | None = None
 
@@ -173,7 +174,8 @@ def compute_metrics(
         prompts=len(sent),
         answered=sum(t.status is TurnStatus.ANSWERED for t in turns),
         failed=sum(t.status is TurnStatus.FAILED for t in turns),
-        refused=sum(t.status is TurnStatus.REFUSED for t in turns),
+        refused=sum(t.status is TurnStatus.REFUSED and not t.error for t in turns),
+        refused_other=sum(t.status is TurnStatus.REFUSED and bool(t.error) for t in turns),
         unanswered=sum(t.status is TurnStatus.UNANSWERED for t in turns),
         average_prompt_tokens=sum(sizes) / len(sizes) if sizes else 0.0,
         largest_prompt_tokens=max(sizes, default=0),

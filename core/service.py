@@ -3,7 +3,8 @@
 ``service.lifecycle`` (start, extend, pause, resume, end, control), ``service.turns``
 (candidate messages), ``service.queries`` (what adapters read), ``service.upkeep``
 (warnings, counters, the ticks), ``service.programs`` (weekly schedules and reminders),
-``service.summaries`` (the weekly summary), ``service.reports`` (evaluation reports) and
+``service.summaries`` (the weekly summary), ``service.reports`` (evaluation reports),
+``service.retention`` (the daily purge of ``RETENTION_DAYS``) and
 ``service.jobs`` (the durable job runner).
 """
 
@@ -28,11 +29,13 @@ from core.ports import (
     Metrics,
     NoMetrics,
     Platform,
+    RateLimiter,
     UnitOfWorkFactory,
 )
 from core.programs import Programs
 from core.queries import Queries
 from core.reports import Reports
+from core.retention import Retention
 from core.summary import Summaries
 from core.turns import Turns
 from core.upkeep import Upkeep
@@ -61,6 +64,7 @@ class InterviewService:
         owner: str | None = None,
         judge: Judge | None = None,
         render_chart: ChartRenderer | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._clock_alarm = None if alarm is not None else ClockAlarm(clock, self._run_due)
         self.jobs = JobRunner(uow, clock, owner or process_name(), alarm or self._clock_alarm)
@@ -72,6 +76,7 @@ class InterviewService:
             config or EngineConfig(),
             self.jobs,
             metrics or NoMetrics(),
+            limiter=limiter,
         )
         self.upkeep = Upkeep(self.ctx)
         self.lifecycle = Lifecycle(self.ctx, self.upkeep)
@@ -79,6 +84,7 @@ class InterviewService:
         self.queries = Queries(self.ctx, self.upkeep)
         self.programs = Programs(self.ctx, self.lifecycle)
         self.summaries = Summaries(self.ctx)
+        self.retention = Retention(self.ctx)
         self.reports = Reports(self.ctx, judge, render_chart)
 
     @property
@@ -113,6 +119,7 @@ class InterviewService:
         await self.turns.sweep()
         await self.turns.settle()
         await self.summaries.arm_all()
+        await self.retention.arm()
 
     async def sweep(self) -> None:
         """Run due jobs and take over orphaned turns (called periodically)."""

@@ -109,6 +109,58 @@ def refused(prompt_tokens: int, left: int) -> str:
     )
 
 
+# ---- input limits and rate limits: notices for the candidate, errors for the stored turn --
+
+EMPTY_MESSAGE = (
+    "✏️ Your message has no text I can send (only spaces or invisible characters), so nothing "
+    "was sent to the AI assistant and nothing was charged. Type your question and send it again."
+)
+EMPTY_MESSAGE_ERROR = "refused: no visible text"
+ATTACHMENT_ONLY = (
+    "📎 Files aren't sent to the AI assistant, so nothing was sent and nothing was charged. "
+    "Paste the text into a message instead."
+)
+
+
+def attachment_only_error(files: int) -> str:
+    what = "a file" if files == 1 else f"{files} files"
+    return f"refused: only {what}, no text (files are not sent to the AI assistant)"
+
+
+def too_long(chars: int, limit: int) -> str:
+    return (
+        f"✂️ Your message is {chars:,} characters; the limit is {limit:,}. It wasn't sent to the "
+        "AI assistant and nothing was charged. Please send a shorter one."
+    )
+
+
+def too_long_error(chars: int, limit: int) -> str:
+    return f"refused: {chars:,} characters, over the limit of {limit:,} (stored shortened)"
+
+
+def too_fast(per_minute: int) -> str:
+    return (
+        f"⏳ You're sending messages faster than {per_minute:,} a minute, so this one wasn't sent "
+        "to the AI assistant and nothing was charged. Wait a few seconds and send it again."
+    )
+
+
+def too_fast_error(per_minute: int) -> str:
+    return f"refused: more than {per_minute:,} messages a minute (rate limit)"
+
+
+def workspace_busy(per_minute: int) -> str:
+    return (
+        f"⏳ The AI assistant is getting more than {per_minute:,} requests a minute in this "
+        "workspace, so your message wasn't sent and nothing was charged. Wait a few seconds and "
+        "send it again."
+    )
+
+
+def workspace_busy_error(per_minute: int) -> str:
+    return f"refused: the workspace's limit of {per_minute:,} model calls a minute was reached"
+
+
 def exhausted_note(left: int, smallest_next: int) -> str:
     note = END_NOTES[EndReason.TOKENS_EXHAUSTED]
     if left > 0:

@@ -28,6 +28,14 @@ END_REASONS = {
 }
 
 
+def _state(turn: Turn) -> str:
+    """A refused turn with an ``error`` was refused for that reason (an input or rate limit,
+    e.g. "refused: no visible text"), not for the budget."""
+    if turn.status is TurnStatus.REFUSED and turn.error:
+        return turn.error
+    return _STATUS[turn.status]
+
+
 def _at(moment: datetime | None) -> str:
     return "—" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
@@ -95,6 +103,8 @@ def metrics_rows(metrics: ReportMetrics, name: Callable[[str], str]) -> list[tup
         ),
         ("End", END_REASONS.get(m.end_reason or "", m.end_reason or "still running")),
     ]
+    if m.refused_other:
+        rows.insert(8, ("Refused (too long, empty, a file, too fast)", str(m.refused_other)))
     if m.unanswered:
         rows.insert(8, ("Unanswered (paused or after the end)", str(m.unanswered)))
     return rows
@@ -176,7 +186,7 @@ def transcript_markdown(
     if not turns:
         lines += ["_The candidate sent no messages._", ""]
     for turn in turns:
-        header = f"### Turn {turn.seq} · {turn.created_at:%H:%M:%S} · {_STATUS[turn.status]}"
+        header = f"### Turn {turn.seq} · {turn.created_at:%H:%M:%S} · {_state(turn)}"
         if turn.status in (TurnStatus.ANSWERED, TurnStatus.FAILED):
             header += (
                 f" · tokens in {turn.prompt_tokens:,} / out {turn.completion_tokens:,} / "
@@ -185,7 +195,7 @@ def transcript_markdown(
         lines += [header, "", f"**{name(turn.author_id)}:**", "", _quoted(turn.content), ""]
         if turn.reply:
             lines += ["**Assistant:**", "", turn.reply, ""]
-        if turn.error:
+        if turn.error and turn.error != _state(turn):
             lines += [f"_Error: {turn.error}_", ""]
     actions = [(e.at, _action(e, name)) for e in sorted(audit, key=lambda e: e.at)]
     lines += ["## Interviewer actions and notices", ""]
@@ -205,7 +215,7 @@ def judge_transcript(turns: Sequence[Turn]) -> str:
 def judge_turn(turn: Turn) -> str:
     """One turn for the judge. Lines after a message's first are indented behind a bar,
     so no message can forge a ``[n] Assistant:`` line of its own."""
-    state = "" if turn.status is TurnStatus.ANSWERED else f" ({_STATUS[turn.status]})"
+    state = "" if turn.status is TurnStatus.ANSWERED else f" ({_state(turn)})"
     lines = [f"[{turn.seq}] Candidate{state}: {_continued(turn.content)}"]
     if turn.reply:
         reply = turn.reply

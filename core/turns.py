@@ -22,8 +22,10 @@ from core import texts
 from core.budget import charge, completion_cap, exhausted
 from core.challenges import find_challenge, system_prompt_for
 from core.context import Context
+from core.intake import Refusal, check_message, clean_message, stored_content
 from core.models import Challenge, EndReason, Interview, Job, Status, Turn, TurnStatus
-from core.ports import ChatMessage, ChatRequest, ChatResult, OnDelta
+from core.outage import track_outage
+from core.ports import ChatMessage, ChatRequest, ChatResult, OnDelta, ReplyWriter
 from core.tokens import TokenCounter
 from core.upkeep import Upkeep
 
@@ -32,6 +34,12 @@ log = logging.getLogger(__name__)
 ANSWER = "answer"
 EMPTY: ChatMessage = {"role": "user", "content": ""}
 RESERVE_ATTEMPTS = 3
+# Rate limits: a bucket of a minute's worth (CANDIDATE_MESSAGES_PER_MINUTE per interview,
+# WORKSPACE_LLM_CALLS_PER_MINUTE per workspace) that refills continuously; so that many may
+# come at once, then one every 60 / N seconds. Over a limit, at most one notice per
+# interview every RATE_NOTICE_S: a flood of messages is refused without a flood of notices.
+RATE_NOTICE_S = 10.0
+NOTIFY_S = 3.0  # at shutdown, how long telling the candidate about an interrupted reply may take
 
 
 def lease_key(interview_id: str) -> str:
@@ -44,55 +52,105 @@ class Turns:
         self.upkeep = upkeep
         self._draining: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._answering: set[asyncio.Task[object]] = set()  # tasks holding a lease
+        self.stopping = False  # shutting down: no new turn is started
         ctx.jobs.on(ANSWER, self._on_answer)
 
     # ------------------------------------------------------------------ messages in
 
     async def handle_message(
-        self, platform: str, room_key: str, author_id: str, message_id: str, text: str
+        self,
+        platform: str,
+        room_key: str,
+        author_id: str,
+        message_id: str,
+        text: str,
+        *,
+        attachments: int = 0,
     ) -> Turn | None:
         """A message in an interview conversation. Only the candidate's go to the model.
 
-        Idempotent: a redelivered ``message_id`` (any process) is stored once, answered once.
+        ``attachments``: how many files came with it (files never go to the model). The text
+        is cleaned of control and invisible characters first. A message over the
+        candidate's rate limit, empty, nothing but files, or longer than
+        ``max_message_chars`` is stored ``refused`` with why, the candidate is told, and
+        nothing is charged. Idempotent: a redelivered ``message_id`` (any process) is stored
+        once, answered once.
         """
         ctx = self.ctx
         async with ctx.uow() as uow:
             interview = await uow.interviews.find_by_room(platform, room_key)
-            if interview is None or author_id != interview.candidate_id or not text.strip():
-                return None
-            turn = Turn(
-                interview_id=interview.id,
-                author_id=author_id,
-                content=text,
-                platform_message_id=message_id,
-                created_at=ctx.clock.now(),
-            )
+        if interview is None or author_id != interview.candidate_id:
+            return None
+        content = clean_message(text)
+        turn = Turn(
+            interview_id=interview.id,
+            author_id=author_id,
+            content=content,
+            platform_message_id=message_id,
+            created_at=ctx.clock.now(),
+        )
+        # Every message counts, whatever the interview's state: each one makes the bot
+        # answer or post a notice. (A redelivery takes a slot too; it is stored once.)
+        per_minute = ctx.config.candidate_messages_per_minute
+        too_fast = await self._over_rate(f"candidate:{interview.id}", per_minute)
+        refusal = (
+            Refusal(texts.too_fast(per_minute), texts.too_fast_error(per_minute))
+            if too_fast
+            else check_message(content, attachments, ctx.config.max_message_chars)
+        )
+        if refusal is not None:
+            turn.status, turn.error = TurnStatus.REFUSED, refusal.error
+            turn.content = stored_content(content, ctx.config.max_message_chars)
+        async with ctx.uow() as uow:
             added = await uow.interviews.add_turn(turn)
             await uow.commit()
         if not added:
             log.info("duplicate message %s for interview %s ignored", message_id, interview.id)
             return None
-        await self.drain(interview.id)
+        if refusal is None:
+            try:
+                await self.drain(interview.id)
+            except Exception:
+                # Stored, so the engine owns it: if answering failed (the database went away
+                # mid-answer), the sweep answers it later, or closes it and asks again.
+                log.exception("interview %s: answering failed; the sweep takes over", interview.id)
+            return turn
+        log.info("interview %s: message %s %s", interview.id, message_id, refusal.error)
+        if too_fast:
+            await self._rate_notice(interview, refusal.notice)
+        else:
+            await ctx.notice(interview, refusal.notice)
+        ctx.metrics.turn_done(turn.status.value, 0, 0.0)
         return turn
 
     async def drain(self, interview_id: str) -> None:
         """Answer the interview's open turns in order, if this process can take the lease."""
         draining = self._draining.setdefault(interview_id, asyncio.Lock())
-        if draining.locked():
-            return  # this process is answering the interview: it will reach the new turn
+        if draining.locked() or self.stopping:
+            return  # answered by this process's drain, or (stopping) by the next process
+        task = asyncio.current_task()
         async with draining:
-            while True:
-                if not await self._take_lease(interview_id):
-                    await self._answer_later(interview_id)
-                    return
-                try:
-                    while (turn := await self._next(interview_id)) is not None:
-                        await self._handle(turn)
-                finally:
-                    await self._release(interview_id)
-                # A turn stored between our last look and the release found the lease taken.
-                if await self._next(interview_id) is None:
-                    return
+            if task is not None:
+                self._answering.add(task)
+            try:
+                await self._drain(interview_id)
+            finally:
+                self._answering.discard(task)
+
+    async def _drain(self, interview_id: str) -> None:
+        while True:
+            if not await self._take_lease(interview_id):
+                await self._answer_later(interview_id)
+                return
+            try:
+                while not self.stopping and (turn := await self._next(interview_id)) is not None:
+                    await self._handle(turn)
+            finally:
+                await self._release(interview_id)
+            # A turn stored between our last look and the release found the lease taken.
+            if self.stopping or await self._next(interview_id) is None:
+                return
 
     async def sweep(self) -> None:
         """Take over open turns whose process died (their lease expired)."""
@@ -109,6 +167,24 @@ class Turns:
         """Wait for background drains (tests, shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def stop(self, grace_s: float) -> None:
+        """Shutdown: start no new turn (open ones are left to the next process); give the
+        replies under way ``grace_s`` to finish, then interrupt them: each records itself as
+        ``failed`` ("interrupted"), charged what it cost, and asks the candidate to resend."""
+        self.stopping = True
+        me = asyncio.current_task()
+        running: set[asyncio.Task[object]] = {
+            t for t in self._answering | self._background if t is not me
+        }
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=grace_s)
+        if late:
+            log.warning("interrupting %d reply(s) still streaming at shutdown", len(late))
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late, timeout=NOTIFY_S + 2.0)
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -171,6 +247,7 @@ class Turns:
 
     async def _answer(self, turn: Turn) -> tuple[TurnStatus, int]:
         ctx = self.ctx
+        have_slot = False  # of the workspace's model calls (taken once, whatever the retries)
         for _ in range(RESERVE_ATTEMPTS):
             async with ctx.uow() as uow:
                 interview = await uow.interviews.get(turn.interview_id)
@@ -199,6 +276,15 @@ class Turns:
                 await ctx.notice(interview, texts.refused(prompt_tokens, left))
                 await self._end_if_exhausted(interview, counter, history)
                 return turn.status, 0
+            if not have_slot:
+                per_minute = ctx.config.workspace_llm_calls_per_minute
+                if await self._over_rate(f"llm:{interview.workspace_id}", per_minute):
+                    turn.status = TurnStatus.REFUSED
+                    turn.error = texts.workspace_busy_error(per_minute)
+                    await self._save_turn(turn, TurnStatus.PENDING)
+                    await self._rate_notice(interview, texts.workspace_busy(per_minute))
+                    return turn.status, 0
+                have_slot = True
             reserved = prompt_tokens + cap
             turn.status, turn.prompt_tokens, turn.reserved_tokens = (
                 TurnStatus.STREAMING,
@@ -245,7 +331,9 @@ class Turns:
             result = await self._stream(interview, request, relay)
         except asyncio.CancelledError:
             # Shutdown or Ctrl-C: record what the call cost before going.
-            await asyncio.shield(self._settle_cancelled(turn, "".join(received), counter))
+            await asyncio.shield(
+                self._settle_cancelled(turn, "".join(received), counter, interview, writer)
+            )
             raise
         cost = charge(
             result,
@@ -299,6 +387,7 @@ class Turns:
             await writer.fail(texts.failed(result.error, cost.charged))
         else:
             await writer.finish(texts.footer(ctx.model.label, cost.charged, interview.tokens_left))
+        await track_outage(ctx, interview, result)
         if interview.status is Status.ACTIVE and interview.seconds_left(ctx.clock.now()) <= 0:
             await self.upkeep.finish(interview.id, EndReason.TIME_UP, "system")
         elif interview.is_open and not await self._end_if_exhausted(
@@ -376,11 +465,28 @@ class Turns:
 
     # ------------------------------------------------------------------ interrupted turns
 
-    async def _settle_cancelled(self, turn: Turn, received: str, counter: TokenCounter) -> None:
-        """This process is stopping mid-reply: charge the prompt and what arrived."""
+    async def _settle_cancelled(
+        self,
+        turn: Turn,
+        received: str,
+        counter: TokenCounter,
+        interview: Interview,
+        writer: ReplyWriter,
+    ) -> None:
+        """This process is stopping mid-reply: charge the prompt and what arrived. At a
+        shutdown (not Ctrl-C in the console) the reply is closed and the candidate asked to
+        send the message again."""
         spent = turn.prompt_tokens + counter.count_text(received) if received else 0
         turn.reply, turn.error = received, texts.INTERRUPTED
-        await self._close_streaming(turn, min(spent, turn.reserved_tokens))
+        settled = await self._close_streaming(turn, min(spent, turn.reserved_tokens))
+        if not (settled and self.stopping):
+            return
+        try:
+            async with asyncio.timeout(NOTIFY_S):
+                await writer.fail(texts.failed(texts.INTERRUPTED, turn.charged_tokens))
+                await self.ctx.notice(interview, texts.RESEND_AFTER_RESTART)
+        except Exception:
+            log.warning("could not tell the candidate of interview %s", interview.id, exc_info=True)
 
     async def _take_over(self, turn: Turn) -> None:
         """A turn left streaming by a process that died: its prompt reached the API."""
@@ -405,6 +511,22 @@ class Turns:
             return False
         self.ctx.metrics.turn_done(turn.status.value, charged, 0.0)
         return True
+
+    # ------------------------------------------------------------------ rate limits
+
+    async def _over_rate(self, key: str, per_minute: int) -> bool:
+        """Whether ``key`` has used up its ``per_minute`` for now; if not, a slot is taken.
+        No limiter, or 0: no limit."""
+        limiter = self.ctx.limiter
+        if limiter is None or per_minute <= 0:
+            return False
+        return not await limiter.try_acquire(key, per_minute / 60, burst=per_minute)
+
+    async def _rate_notice(self, interview: Interview, text: str) -> None:
+        limiter = self.ctx.limiter
+        assert limiter is not None
+        if await limiter.try_acquire(f"notice:{interview.id}", 1 / RATE_NOTICE_S, burst=1):
+            await self.ctx.notice(interview, text)
 
     async def _save_turn(self, turn: Turn, was: TurnStatus) -> None:
         async with self.ctx.uow() as uow:

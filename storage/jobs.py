@@ -95,6 +95,14 @@ class SqlJobs:
             .values(due_at=due_at, claimed_by=None, claimed_until=None, last_error=error[:2000])
         )
 
+    async def release_claims(self, owner: str) -> int:
+        result = await self._s.execute(
+            sa.update(jobs)
+            .where(jobs.c.claimed_by == owner, jobs.c.done_at.is_(None))
+            .values(claimed_by=None, claimed_until=None)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def next_due(self) -> datetime | None:
         claimable = sa.case(
             (jobs.c.claimed_until > jobs.c.due_at, jobs.c.claimed_until), else_=jobs.c.due_at
@@ -125,6 +133,10 @@ class SqlLeases:
 
     async def release(self, key: str, owner: str) -> None:
         await self._s.execute(sa.delete(leases).where(leases.c.key == key, leases.c.owner == owner))
+
+    async def release_all(self, owner: str) -> int:
+        result = await self._s.execute(sa.delete(leases).where(leases.c.owner == owner))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def holder(self, key: str, now: datetime) -> tuple[str, datetime] | None:
         row = (

@@ -4,6 +4,9 @@ Each key keeps a "theoretical arrival time" (TAT). A call takes the next slot,
 ``tat = max(tat, now) + 1 / rate``, in one ``UPDATE ... RETURNING``, and waits until that
 slot is within the burst allowance (``tat - now <= burst / rate``). Calls from any number of
 processes queue up in the database, so together they never exceed the rate.
+
+:meth:`SqlRateLimiter.try_acquire` never waits: one upsert takes the next slot only if it is
+within the burst allowance now, and otherwise changes nothing.
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ import time
 from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.repositories import insert_ignoring_duplicates
 from storage.tables import rate_limits
 
 Clock = Callable[[], float]
+
+# ``try_acquire`` allows this share of one interval on top of the burst allowance: a TAT
+# summed from many inexact intervals (0.2 s is not exact in binary) must not lose a slot.
+TOLERANCE = 1e-3
 
 
 class SqlRateLimiter:
@@ -55,3 +63,26 @@ class SqlRateLimiter:
         wait = tat - self._clock() - burst * interval
         if wait > 0:
             await self._sleep(wait)
+
+    async def try_acquire(self, key: str, per_second: float, burst: int) -> bool:
+        interval = 1.0 / per_second
+        now = self._clock()
+        latest = now + (burst + TOLERANCE) * interval  # the last TAT the burst allows now
+        tat = rate_limits.c.tat
+        after = sa.case((tat > now, tat), else_=now) + interval
+        async with AsyncSession(self._engine) as session, session.begin():
+            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+            # First use: the row is created with its first slot taken. Otherwise the slot is
+            # taken only if it is free now; a row comes back only when one was taken.
+            take = (
+                dialect.insert(rate_limits)
+                .values(key=key, tat=now + interval)
+                .on_conflict_do_update(
+                    index_elements=[rate_limits.c.key],
+                    set_={"tat": after},
+                    where=after <= latest,
+                )
+                .returning(tat)
+            )
+            taken = (await session.execute(take)).scalar()
+        return taken is not None

@@ -20,11 +20,13 @@ from core.ports import (
     InterviewRepository,
     JobRepository,
     LeaseRepository,
+    PrivacyRepository,
     ProgramRepository,
     ReportRepository,
     WorkspaceRepository,
 )
 from storage.jobs import SqlJobs, SqlLeases
+from storage.privacy import SqlPrivacy
 from storage.repositories import (
     SqlChallenges,
     SqlInterviews,
@@ -44,6 +46,8 @@ class SqlUnitOfWork:
     leases: LeaseRepository
     programs: ProgramRepository
     reports: ReportRepository
+    privacy: PrivacyRepository
+    sql_privacy: SqlPrivacy  # ``privacy`` with the per-person export and purge (the CLI)
 
     def __init__(self, engine: AsyncEngine, turnstile: _Turnstile | None = None) -> None:
         self._engine = engine
@@ -69,6 +73,7 @@ class SqlUnitOfWork:
         self.leases = SqlLeases(session)
         self.programs = SqlPrograms(session)
         self.reports = SqlReports(session)
+        self.privacy = self.sql_privacy = SqlPrivacy(session)
         return self
 
     async def __aexit__(

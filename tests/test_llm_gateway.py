@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
 
+from adapters.llm.breaker import CircuitBreakerChatModel
 from adapters.llm.openai_chat import (
     MSG_CONNECTION,
     MSG_CUT_OFF,
@@ -426,13 +427,15 @@ async def test_a_base_url_without_any_key_sends_a_placeholder_and_says_so_once(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     caplog.set_level("INFO", logger="adapters.llm.openai_chat")
     model = build_model(load_settings(openai_base_url=fake.base_url, openai_api_key=None))
-    assert isinstance(model, OpenAIChatModel)
+    assert isinstance(model, CircuitBreakerChatModel)  # the gateway behind its breaker
+    gateway = model.inner
+    assert isinstance(gateway, OpenAIChatModel)
     try:
         fake.replies.append("local answer")
         first = await model.stream_chat(chat(), Collector())
         second = await model.stream_chat(chat(), Collector())
     finally:
-        await model.aclose()
+        await gateway.aclose()
     assert first.error is None and first.text == "local answer"
     assert second.error is None and second.text
     assert [h["Authorization"] for h in fake.request_headers] == ["Bearer no-key-set"] * 2

@@ -8,7 +8,6 @@ import itertools
 import json
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,15 +18,13 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from core.models import EndReason, Interview, Status, Turn, TurnStatus
-from storage import UnitOfWorkFactory, create_uow_factory, normalize_url, upgrade
+from storage import UnitOfWorkFactory, create_uow_factory
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.judge_answers import valid_answer
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.processes import BotProcess, free_port
+from tests.fakes.processes import BotProcess, free_port, fresh_pg_database
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.slack_signing import event_body, message_event, signed_headers, slash_command_body
 
@@ -44,20 +41,8 @@ async def pg_database() -> AsyncIterator[str]:
     """A PostgreSQL database of its own (the bots connect to it by URL)."""
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set; two processes need PostgreSQL")
-    name = f"ib_mp_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(
-        normalize_url(PG_URL), poolclass=NullPool, isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = normalize_url(PG_URL).rsplit("/", 1)[0] + f"/{name}"
-        await upgrade(url)
+    async with fresh_pg_database(PG_URL, "ib_mp") as url:
         yield url
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 @dataclass

@@ -463,3 +463,17 @@ async def test_a_channel_that_keeps_refusing_sends_the_report_to_the_interviewer
     assert target.hint is not None and "could not post this report in <#C_GONE>" in target.hint
     assert "channel_not_found" in target.hint
     assert (await stored_report(engine, interview)).delivered_at is not None
+
+
+async def test_refusals_for_length_are_counted_apart_from_budget_refusals() -> None:
+    engine = await engine_with(ScriptedJudge(ok()), max_message_chars=100)
+    service = engine.service
+    interview = await service.lifecycle.start(engine.workspace, INTERVIEWER, CANDIDATE)
+    await say(engine, interview, "x" * 101, "long")
+    await say(engine, interview, "A short question?", "short")
+    await service.lifecycle.end(INTERVIEWER, interview.id)
+    await service.settle()
+    metrics = ReportMetrics.from_dict((await stored_report(engine, interview)).metrics)
+    assert (metrics.refused, metrics.refused_other, metrics.answered) == (0, 1, 1)
+    ((_, view, _),) = engine.platform.reports
+    assert ("Refused (too long, empty, a file, too fast)", "1") in view.facts

@@ -298,7 +298,7 @@ async def test_token_thresholds_fire_once_each_at_75_and_90_percent() -> None:
 
 async def test_prompt_that_does_not_fit_is_refused_and_costs_nothing(engine: Engine) -> None:
     interview = await start(engine, token_budget=1200)
-    await say(engine, interview, "word " * 2000, "big")
+    await say(engine, interview, "word " * 1500, "big")  # under MAX_MESSAGE_CHARS
     (turn,) = await engine.store.list_turns(interview.id)
     assert turn.status is TurnStatus.REFUSED and turn.charged_tokens == 0
     notice = engine.platform.notice_texts()[-1]

@@ -6,6 +6,7 @@ imports the other or the runner).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import discord
@@ -15,6 +16,23 @@ from core.models import Actor, Workspace
 from core.service import InterviewService
 
 NOT_IN_A_SERVER = "Use Interview Buddy inside a server, not in DMs."
+
+log = logging.getLogger(__name__)
+
+
+def for_this_app(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the interaction is addressed to this bot's application. discord.py hands the
+    command tree and the persistent views every INTERACTION_CREATE of the gateway, whatever
+    its ``application_id``; one meant for another application is dropped here, unanswered."""
+    own = interaction.client.application_id
+    if own is not None and interaction.application_id == own:
+        return True
+    log.warning(
+        "ignored an interaction for application %s (this bot is %s)",
+        interaction.application_id,
+        own,
+    )
+    return False
 
 
 class Access:

@@ -25,7 +25,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.discord.access import Access
+from adapters.discord.access import Access, for_this_app
 from adapters.discord.inflight import InFlight
 from adapters.discord.platform import DISCORD_LIMIT
 from core.calendar import MAX_WEEKS, WEEKDAYS, parse_clock, parse_reminders, parse_weekday
@@ -33,13 +33,15 @@ from core.commands import USAGE, Command, MentionResolver, usage_error
 from core.dispatch import run_command
 from core.errors import DomainError, InvalidInput, NotAuthorized, NotFound
 from core.models import Actor, Workspace
+from core.parsing import MAX_DURATION_SECONDS, MAX_TOKEN_BUDGET
 from core.service import InterviewService
 from core.text import split_message
 
 log = logging.getLogger(__name__)
 
-Minutes = app_commands.Range[int, 1, 1440]
-Tokens = app_commands.Range[int, 1, 10_000_000]
+MAX_MINUTES = MAX_DURATION_SECONDS // 60
+Minutes = app_commands.Range[int, 1, 1440]  # MAX_MINUTES
+Tokens = app_commands.Range[int, 1, 10_000_000]  # core.parsing.MAX_TOKEN_BUDGET
 Weeks = app_commands.Range[int, 1, 52]  # core.calendar.MAX_WEEKS
 FAILURE = "Something went wrong on our side; nothing was changed. Please try again."
 NOT_INTERVIEWER = (
@@ -109,6 +111,122 @@ def discord_wording(text: str) -> str:
 _HINT = re.compile(r"`/interview (?P<name>\w+) (?P<who><@\d+>|@candidate)`")
 
 
+# ---------------------------------------------------------------------- options -> Command
+# What the commands' options become. Discord's client keeps numbers within the ranges above
+# and days to their choices, but discord.py does not check what arrives (another client, an
+# old version of the command): anything out of range is refused here, with the usage.
+
+
+def _person(name: str, candidate: discord.abc.User) -> str:
+    if candidate.bot:
+        raise usage_error(name, "The candidate must be a person, not a bot.")
+    return str(candidate.id)
+
+
+def _seconds(name: str, minutes: int | None) -> int | None:
+    if minutes is None:
+        return None
+    if not 1 <= minutes <= MAX_MINUTES:
+        raise usage_error(
+            name, f"`minutes` must be from 1 to {MAX_MINUTES} (at least 1 minute, at most 24 h)."
+        )
+    return minutes * 60
+
+
+def _tokens(name: str, tokens: int | None) -> int | None:
+    if tokens is not None and not 1 <= tokens <= MAX_TOKEN_BUDGET:
+        raise usage_error(name, f"`tokens` must be from 1 to {MAX_TOKEN_BUDGET:,}.")
+    return tokens
+
+
+def _challenge(challenge: str | None) -> str | None:
+    return (challenge or "").strip().lower() or None
+
+
+def start_command(
+    candidate: discord.abc.User,
+    minutes: int | None = None,
+    tokens: int | None = None,
+    challenge: str | None = None,
+) -> Command:
+    """``/interview start``'s options."""
+    return Command(
+        "start",
+        candidate=_person("start", candidate),
+        seconds=_seconds("start", minutes),
+        tokens=_tokens("start", tokens),
+        challenge=_challenge(challenge),
+    )
+
+
+def extend_command(
+    candidate: discord.abc.User, minutes: int | None = None, tokens: int | None = None
+) -> Command:
+    """``/interview extend``'s options (at least one amount: the engine says so otherwise)."""
+    return Command(
+        "extend",
+        candidate=str(candidate.id),
+        seconds=_seconds("extend", minutes),
+        tokens=_tokens("extend", tokens),
+    )
+
+
+def schedule_command(
+    candidate: discord.abc.User,
+    day: str | None = None,
+    time: str | None = None,
+    weeks: int | None = None,
+    minutes: int | None = None,
+    tokens: int | None = None,
+    challenge: str | None = None,
+    reminders: str | None = None,
+) -> Command:
+    """``/interview schedule``'s options."""
+    who = _person("schedule", candidate)
+    try:
+        weekday = None if day is None else parse_weekday(day)
+        clock = None if time is None else parse_clock(time.strip())
+        offsets = None if reminders is None else parse_reminders(f"remind:{reminders}")
+    except InvalidInput as exc:
+        raise usage_error("schedule", str(exc)) from None
+    if weeks is not None and not 1 <= weeks <= MAX_WEEKS:
+        raise usage_error("schedule", f"`weeks` must be from 1 to {MAX_WEEKS}.")
+    return Command(
+        "schedule",
+        candidate=who,
+        weekday=weekday,
+        clock=clock,
+        weeks=weeks,
+        seconds=_seconds("schedule", minutes),
+        tokens=_tokens("schedule", tokens),
+        challenge=_challenge(challenge),
+        reminders=offsets,
+    )
+
+
+def program_command(name: str, program: str) -> Command:
+    """``/interview unschedule|skip program:<id>``."""
+    short_id = program.strip().lower()
+    if not short_id:
+        raise usage_error(name, "Name the program by its id (`/interview schedules`).")
+    return Command(name, program=short_id)
+
+
+def compare_command(*people: discord.abc.User | None) -> Command:
+    """``/interview compare``: the people given (the engine wants two to four different)."""
+    return Command("compare", candidates=tuple(str(u.id) for u in people if u is not None))
+
+
+def timezone_command(timezone: str) -> Command:
+    """``/interview config timezone``."""
+    return Command("config", args=("timezone", timezone.strip()))
+
+
+def summary_command(when: str) -> Command:
+    """``/interview config summary when:…``."""
+    return Command("config", args=("summary", *(when.split() or [""])))
+
+
 def channel_id(word: str) -> str | None:
     """``<#123>`` (what the Discord commands hand the engine's config) -> ``123``."""
     found = word.strip().removeprefix("<#").removesuffix(">")
@@ -142,6 +260,14 @@ async def answer(interaction: discord.Interaction[Any], text: str) -> None:
 def context(interaction: discord.Interaction[Any]) -> tuple[Workspace, Actor]:
     """What :meth:`InterviewCommands.interaction_check` resolved for this interaction."""
     return interaction.extras[WORKSPACE], interaction.extras[ACTOR]
+
+
+class InterviewTree(app_commands.CommandTree[Any]):
+    """The command tree; its check runs first for every command and autocomplete
+    (``CommandTree._call``): one addressed to another application is dropped, unanswered."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return for_this_app(interaction)
 
 
 class InterviewCommands(app_commands.Group):
@@ -253,17 +379,9 @@ class InterviewCommands(app_commands.Group):
         tokens: Tokens | None = None,
         challenge: str | None = None,
     ) -> None:
-        if candidate.bot:
-            raise InvalidInput("The candidate must be a person, not a bot.")
+        command = start_command(candidate, minutes, tokens, challenge)
         workspace, _ = context(interaction)
         parent = self.access.interview_parent(workspace, interaction)
-        command = Command(
-            "start",
-            candidate=str(candidate.id),
-            seconds=minutes * 60 if minutes else None,
-            tokens=tokens,
-            challenge=challenge,
-        )
         await self._dispatch(interaction, command, {"parent_channel": str(parent)})
 
     @app_commands.command(name="schedule", description="Schedule a weekly interview")
@@ -290,31 +408,11 @@ class InterviewCommands(app_commands.Group):
         challenge: str | None = None,
         reminders: str | None = None,
     ) -> None:
-        # Discord's client keeps day to the choices and the numbers to their ranges; what
-        # reaches us anyway (another client, an old command version) is checked here too.
-        if candidate.bot:
-            raise InvalidInput("The candidate must be a person, not a bot.")
-        try:
-            weekday = None if day is None else parse_weekday(day)
-            clock = None if time is None else parse_clock(time.strip())
-            offsets = None if reminders is None else parse_reminders(f"remind:{reminders}")
-        except InvalidInput as exc:
-            raise usage_error("schedule", str(exc)) from None
-        if weeks is not None and not 1 <= weeks <= MAX_WEEKS:
-            raise usage_error("schedule", f"`weeks` must be from 1 to {MAX_WEEKS}.")
+        command = schedule_command(
+            candidate, day, time, weeks, minutes, tokens, challenge, reminders
+        )
         workspace, _ = context(interaction)
         parent = self.access.interview_parent(workspace, interaction)
-        command = Command(
-            "schedule",
-            candidate=str(candidate.id),
-            weekday=weekday,
-            clock=clock,
-            weeks=weeks,
-            seconds=None if minutes is None else minutes * 60,
-            tokens=tokens,
-            challenge=challenge,
-            reminders=offsets,
-        )
         # The candidate's name labels the program where Discord can't render a mention (the
         # program id suggestions: members are not cached without the members intent).
         data = {"parent_channel": str(parent), "candidate_name": candidate.display_name}
@@ -345,13 +443,7 @@ class InterviewCommands(app_commands.Group):
         minutes: Minutes | None = None,
         tokens: Tokens | None = None,
     ) -> None:
-        command = Command(
-            "extend",
-            candidate=str(candidate.id),
-            seconds=minutes * 60 if minutes else None,
-            tokens=tokens,
-        )
-        await self._dispatch(interaction, command)
+        await self._dispatch(interaction, extend_command(candidate, minutes, tokens))
 
     @app_commands.command(name="pause", description="Stop the clock")
     async def pause(self, interaction: discord.Interaction[Any], candidate: discord.User) -> None:
@@ -384,14 +476,12 @@ class InterviewCommands(app_commands.Group):
     @app_commands.command(name="unschedule", description="Cancel a weekly interview program")
     @app_commands.describe(program="The program's id (see /interview schedules)")
     async def unschedule(self, interaction: discord.Interaction[Any], program: str) -> None:
-        command = Command("unschedule", program=program.strip().lower())
-        await self._dispatch(interaction, command, with_usage=True)
+        await self._dispatch(interaction, program_command("unschedule", program), with_usage=True)
 
     @app_commands.command(name="skip", description="Skip a program's next interview")
     @app_commands.describe(program="The program's id (see /interview schedules)")
     async def skip(self, interaction: discord.Interaction[Any], program: str) -> None:
-        command = Command("skip", program=program.strip().lower())
-        await self._dispatch(interaction, command, with_usage=True)
+        await self._dispatch(interaction, program_command("skip", program), with_usage=True)
 
     @skip.autocomplete("program")
     @unschedule.autocomplete("program")
@@ -456,8 +546,7 @@ class InterviewCommands(app_commands.Group):
         third: discord.User | None = None,
         fourth: discord.User | None = None,
     ) -> None:
-        people = [str(u.id) for u in (first, second, third, fourth) if u is not None]
-        await self._dispatch(interaction, Command("compare", candidates=tuple(people)))
+        await self._dispatch(interaction, compare_command(first, second, third, fourth))
 
     # ------------------------------------------------------------------ config
 
@@ -499,13 +588,12 @@ class InterviewCommands(app_commands.Group):
 
     @config.command(name="timezone", description="The team's time zone (IANA name)")
     async def config_timezone(self, interaction: discord.Interaction[Any], timezone: str) -> None:
-        await self._dispatch(interaction, Command("config", args=("timezone", timezone.strip())))
+        await self._dispatch(interaction, timezone_command(timezone))
 
     @config.command(name="summary", description="When the weekly summary is posted, or off")
     @app_commands.describe(when="A day and a time in the team's time zone (fri 17:00), or off")
     async def config_summary(self, interaction: discord.Interaction[Any], when: str) -> None:
-        words = tuple(when.split()) or ("",)
-        await self._dispatch(interaction, Command("config", args=("summary", *words)))
+        await self._dispatch(interaction, summary_command(when))
 
     @config.command(
         name="team_channel", description="Where weekly summaries and team notes are posted"

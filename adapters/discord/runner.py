@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from adapters.discord import views
 from adapters.discord.access import Access
-from adapters.discord.commands import FAILURE, InterviewCommands, answer
+from adapters.discord.commands import FAILURE, InterviewCommands, InterviewTree, answer
 from adapters.discord.inflight import InFlight
 from adapters.discord.platform import DiscordPlatform
 from core.errors import DomainError, NotFound, StartupError
@@ -90,7 +90,7 @@ class InterviewBot(discord.AutoShardedClient):
         intents.message_content = True  # privileged: needed to read candidates' messages
         super().__init__(intents=intents, **options)
         self.adapter = adapter
-        self.tree = app_commands.CommandTree(self)
+        self.tree: app_commands.CommandTree[Any] = InterviewTree(self)
         # Shards whose session is up on their current socket: set by READY / RESUMED, cleared
         # whenever discord.py drops the socket to reconnect (it dispatches shard_disconnect).
         self.live_shards: set[int] = set()
@@ -268,6 +268,8 @@ class DiscordAdapter:
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or not isinstance(message.channel, discord.Thread):
             return
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return  # a system message (a pin, a member added): nobody wrote anything
         self.inflight.message()
         # Every process that sees the event may pass it on: the turn is stored once by its
         # message id, so it is answered and charged once.
@@ -277,6 +279,7 @@ class DiscordAdapter:
             str(message.author.id),
             str(message.id),
             message.content,
+            attachments=len(message.attachments),  # uploads (never sent to the model)
         )
 
     async def on_button(self, interaction: discord.Interaction[Any], name: str) -> None:

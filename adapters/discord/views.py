@@ -13,6 +13,7 @@ from typing import Any
 
 import discord
 
+from adapters.discord.access import for_this_app
 from core.lifecycle import Control
 from core.models import Status
 
@@ -72,3 +73,7 @@ class ControlsView(discord.ui.View):
         for control in controls:
             if control.name != hidden:
                 self.add_item(ControlButton(control))
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Clicks addressed to another application are dropped before the callback."""
+        return for_this_app(interaction)

@@ -37,3 +37,13 @@ class MemoryRateLimiter:
         wait = self.reserve(key, per_second, burst)
         if wait > 0:
             await self._sleep(wait)
+
+    async def try_acquire(self, key: str, per_second: float, burst: int) -> bool:
+        """Take the next slot only if it is free now (never waits)."""
+        interval = 1.0 / per_second
+        now = self._clock()
+        tat = max(self._tat.get(key, now), now) + interval
+        if tat - now > (burst + 1e-3) * interval:  # the tolerance of storage.rate_limits
+            return False
+        self._tat[key] = tat
+        return True

@@ -44,10 +44,15 @@ Listener = Callable[..., Awaitable[Any]]
 # Message subtypes that are still a person writing in the thread.
 HUMAN_SUBTYPES = {None, "thread_broadcast", "file_share"}
 FAILURE = "Something went wrong on our side; nothing was changed. Please try again."
+NOT_SAVED = (
+    "⚠️ I couldn't handle your message (a problem on our side, such as the database being "
+    "unreachable); please send it again in a moment."
+)
 ONLY_INTERVIEWERS = (
     "Only interviewers can use this command. Ask a workspace admin to add you with "
     "`/interview config interviewers @you`."
 )
+OTHER_WORKSPACE = "❌ This Interview Buddy serves another Slack workspace; nothing was changed."
 
 
 def register(
@@ -112,6 +117,11 @@ async def resolve_people(
             user = context.user_id
             if not team or not user:
                 raise ValueError("the request names no team or no user")
+            if not people.serves(str(team)):
+                # One bot token acts in one workspace: another team's request (a distributed
+                # app, a forged payload) is refused before anything is read or stored.
+                log.warning("refused a Slack %s from team %s (not this bot's)", kind, team)
+                return await _apologize(kind, context, OTHER_WORKSPACE)
             workspace = await people.workspace(str(team))
             context["workspace"] = workspace
             context["actor"] = await people.actor(workspace, str(user))
@@ -122,16 +132,16 @@ async def resolve_people(
     return resp
 
 
-async def _apologize(kind: str, context: AsyncBoltContext) -> BoltResponse:
+async def _apologize(kind: str, context: AsyncBoltContext, text: str = FAILURE) -> BoltResponse:
     if kind == "command":
-        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": FAILURE})
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
     if kind == "view_submission":
         return BoltResponse(
-            status=200, body={"response_action": "errors", "errors": {"candidate": FAILURE}}
+            status=200, body={"response_action": "errors", "errors": {"candidate": text}}
         )
     if context.respond is not None:
         try:
-            await context.respond(text=FAILURE, response_type="ephemeral", replace_original=False)
+            await context.respond(text=text, response_type="ephemeral", replace_original=False)
         except Exception:
             log.warning("could not tell the user that the click failed", exc_info=True)
     return BoltResponse(status=200, body="")
@@ -240,13 +250,21 @@ async def thread_message(event: Body, *, service: InterviewService, outbox: Slac
     if not thread_ts:
         await hint_thread(service, outbox, str(event["channel"]), str(user))
         return
-    await service.turns.handle_message(
-        "slack",
-        room_key(str(event["channel"]), str(thread_ts)),
-        str(user),
-        str(event["ts"]),  # the same on every redelivery: the de-duplication key
-        str(event.get("text", "")),
-    )
+    try:
+        await service.turns.handle_message(
+            "slack",
+            room_key(str(event["channel"]), str(thread_ts)),
+            str(user),
+            str(event["ts"]),  # the same on every redelivery: the de-duplication key
+            str(event.get("text") or ""),
+            attachments=len(event.get("files") or ()),  # uploads (never sent to the model)
+        )
+    except Exception:  # e.g. the database is unreachable: say so instead of staying silent
+        log.exception("could not take the message %s", event.get("ts"))
+        try:
+            await outbox.post(channel=str(event["channel"]), thread_ts=thread_ts, text=NOT_SAVED)
+        except Exception:
+            log.warning("could not say that the message was not saved", exc_info=True)
 
 
 # ---------------------------------------------------------------------- the work

@@ -48,6 +48,12 @@ class People:
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
         self._workspaces: dict[str, tuple[float, Workspace]] = {}
 
+    def serves(self, team_id: str) -> bool:
+        """Whether ``team_id`` is the workspace of this bot's token (``auth.test``; any team
+        until that is known)."""
+        own = self._outbox.team_id
+        return own is None or team_id == own
+
     async def workspace(self, team_id: str) -> Workspace:
         cached = self._workspaces.get(team_id)
         if cached and cached[0] > self._monotonic():

@@ -21,7 +21,7 @@ from adapters.slack.blocks import (
     root_blocks,
 )
 from adapters.slack.outbox import SlackOutbox
-from adapters.slack.report_blocks import report_blocks, report_summary
+from adapters.slack.report_blocks import escape, report_blocks, report_summary
 from core.calendar import local_text
 from core.counter import CounterView
 from core.lifecycle import Control
@@ -73,6 +73,12 @@ class SlackReply(PacedReply):
         self._ts: list[str] = []  # one Slack message per segment
         self._sent: list[str] = []  # what each message shows (or has streamed) so far
         self._stopped: set[int] = set()  # streams already stopped
+
+    async def append(self, delta: str) -> None:
+        """The model's text, escaped before it is split and sent: ``<!channel>``, ``<@U…>``
+        or ``<https://evil|click>`` in a reply show as text and notify nobody (the escapes
+        count towards a message's length, so no message grows past Slack's limit)."""
+        await super().append(escape(delta))
 
     async def flush(self, *, final: bool, footer: str | None) -> None:
         if self._streaming:

@@ -28,7 +28,7 @@ from core.models import (
     TurnStatus,
     Workspace,
 )
-from core.ports import LIFECYCLE_FIELDS
+from core.ports import LIFECYCLE_FIELDS, PurgeCounts
 
 OPEN_TURNS = (TurnStatus.PENDING, TurnStatus.STREAMING)
 
@@ -340,6 +340,12 @@ class MemoryJobs:
         ]
         return min(due, default=None)
 
+    async def release_claims(self, owner: str) -> int:
+        held = [j for j in self.db.jobs.values() if j.claimed_by == owner and j.done_at is None]
+        for job in held:
+            job.claimed_by = job.claimed_until = None
+        return len(held)
+
     async def get(self, key: str) -> Job | None:
         return copy.deepcopy(self.db.jobs.get(key))
 
@@ -358,6 +364,12 @@ class MemoryLeases:
     async def release(self, key: str, owner: str) -> None:
         if self.db.leases.get(key, ("", None))[0] == owner:
             del self.db.leases[key]
+
+    async def release_all(self, owner: str) -> int:
+        mine = [key for key, (holder, _) in self.db.leases.items() if holder == owner]
+        for key in mine:
+            del self.db.leases[key]
+        return len(mine)
 
     async def holder(self, key: str, now: datetime) -> tuple[str, datetime] | None:
         held = self.db.leases.get(key)
@@ -391,6 +403,51 @@ class MemoryReports:
         stored.delivered_at = report.delivered_at
 
 
+class MemoryPrivacy:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self.db = db
+
+    async def purge_before(self, moment: datetime) -> PurgeCounts:
+        db = self.db
+        doomed = {
+            i.id
+            for i in db.interviews.values()
+            if not i.is_open and (i.ended_at or i.created_at) < moment
+        }
+        kept = sum(i.is_open and i.created_at < moment for i in db.interviews.values())
+        programs = {
+            p.id
+            for p in db.programs.values()
+            if p.created_at < moment and all(o.at < moment for o in db.occurrences.get(p.id, []))
+        }
+        named = [
+            key
+            for key, job in db.jobs.items()
+            if job.payload.get("interview_id") in doomed
+            or job.payload.get("program_id") in programs
+        ]
+        for key in named:
+            del db.jobs[key]
+        for iid in doomed:
+            db.leases.pop(f"interview:{iid}", None)
+        for listed in db.occurrences.values():
+            for occurrence in listed:
+                if occurrence.interview_id in doomed:
+                    occurrence.interview_id = None
+        audit = [e for e in db.audit if e.interview_id in doomed]
+        db.audit = [e for e in db.audit if e.interview_id not in doomed]
+        return PurgeCounts(
+            interviews=sum(db.interviews.pop(iid, None) is not None for iid in doomed),
+            turns=sum(len(db.turns.pop(iid, [])) for iid in doomed),
+            audit_events=len(audit),
+            reports=sum(db.reports.pop(iid, None) is not None for iid in doomed),
+            programs=sum(db.programs.pop(pid, None) is not None for pid in programs),
+            occurrences=sum(len(db.occurrences.pop(pid, [])) for pid in programs),
+            jobs=len(named),
+            open_kept=kept,
+        )
+
+
 class MemoryUnitOfWork:
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
@@ -401,6 +458,7 @@ class MemoryUnitOfWork:
         self.leases = MemoryLeases(db)
         self.programs = MemoryPrograms(db)
         self.reports = MemoryReports(db)
+        self.privacy = MemoryPrivacy(db)
 
     async def __aenter__(self) -> Self:
         return self

@@ -6,10 +6,49 @@ import asyncio
 import os
 import socket
 import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from storage import normalize_url, upgrade
+
 ROOT = Path(__file__).resolve().parents[2]
-RESET_PREFIXES = ("OPENAI_", "SLACK_", "DISCORD_", "DATABASE_", "DEFAULT_", "LOG_", "TURN_", "JOB_")
+RESET_PREFIXES = (
+    "OPENAI_",
+    "SLACK_",
+    "DISCORD_",
+    "DATABASE_",
+    "DEFAULT_",
+    "LOG_",
+    "TURN_",
+    "JOB_",
+    "SHUTDOWN_",
+)
+
+
+@asynccontextmanager
+async def fresh_pg_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A migrated PostgreSQL database of its own on ``server_url``'s server (bot processes
+    connect to it by URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(
+        normalize_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = normalize_url(server_url).rsplit("/", 1)[0] + f"/{name}"
+        await upgrade(url)
+        yield url
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
 
 
 def free_port() -> int:
@@ -76,9 +115,20 @@ class BotProcess:
         return code
 
     async def kill(self) -> None:
+        """SIGKILL (a crash: nothing is cleaned up) and wait for the process to be gone."""
         if self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+    def terminate(self) -> None:
+        """SIGTERM: what ``docker stop`` and Kubernetes send first (a clean shutdown)."""
+        if self.proc.returncode is None:
+            self.proc.terminate()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
 
     @property
     def output(self) -> str:
