@@ -243,3 +243,9 @@ def occurrence_missed(mention: Mention, candidate_id: str, when: str, why: str) 
         f"⚠️ The scheduled interview with {mention(candidate_id)} at {when} did not start: "
         f"{why}. It is marked missed."
     )
+
+
+MESSAGE_NOT_SAVED = (
+    "⚠️ I couldn't handle your message (a problem on our side, such as the database being "
+    "unreachable); please send it again in a moment."
+)

@@ -38,6 +38,7 @@ from storage.tables import (
     leases,
     occurrences,
     programs,
+    rate_limits,
     reports,
     turns,
     workspaces,
@@ -156,6 +157,14 @@ class SqlPrivacy:
         # The turn leases of those interviews (``core.turns.lease_key``).
         lease_keys = sa.select(sa.literal("interview:") + interviews.c.id).where(doomed)
         await self._s.execute(sa.delete(leases).where(leases.c.key.in_(lease_keys)))
+        # Their rate-limit rows (``core.turns``: the candidate's slots and notice throttle).
+        limit_keys = sa.union_all(
+            *(
+                sa.select(sa.literal(prefix) + interviews.c.id).where(doomed)
+                for prefix in ("candidate:", "notice:")
+            )
+        )
+        await self._s.execute(sa.delete(rate_limits).where(rate_limits.c.key.in_(limit_keys)))
         # An occurrence of a program that stays keeps no link to a deleted interview.
         await self._s.execute(
             sa.update(occurrences)

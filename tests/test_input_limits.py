@@ -345,3 +345,25 @@ async def test_discord_attachment_without_text_is_answered_with_a_notice(tmp_pat
         assert len(notices) == 1  # the pin got none
         stored = await world.stored(interview)
         assert stored.tokens_used == 0 and stored.tokens_reserved == 0
+
+
+async def test_discord_says_so_when_a_message_cannot_be_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is unreachable (say): the candidate is told to send it again, not left
+    in silence (Slack's twin is in tests/test_database_restart.py)."""
+    async with discord_world(tmp_path) as world:
+        interview = await open_discord_interview(world)
+        thread_id = int(interview.platform_data["thread"])
+
+        async def unreachable(*args: object, **kwargs: object) -> None:
+            raise ConnectionRefusedError("the database is unreachable")
+
+        monkeypatch.setattr(world.service.turns, "handle_message", unreachable)
+        await world.discord.send_message(thread_id, world.candidate, "How do I start?")
+        await world.eventually(
+            lambda: any(
+                m["content"] == texts.MESSAGE_NOT_SAVED for m in world.thread_messages(interview)
+            )
+        )
+        assert world.openai.requests == []

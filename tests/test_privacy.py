@@ -30,7 +30,7 @@ from core.service import EngineConfig, InterviewService
 from storage import UnitOfWorkFactory as SqlUnitOfWorkFactory
 from storage import create_uow_factory, upgrade
 from storage.privacy import Person
-from storage.tables import metadata
+from storage.tables import metadata, rate_limits
 from tests.conftest import Backend
 from tests.fakes.memory_uow import MemoryUnitOfWorkFactory
 from tests.fakes.processes import bot_env
@@ -260,6 +260,13 @@ async def test_nothing_stored_about_a_stranger(database: UnitOfWorkFactory, scen
 async def test_purging_a_candidate_deletes_exactly_their_ended_data(
     database: UnitOfWorkFactory, scene: Scene
 ) -> None:
+    assert isinstance(database, SqlUnitOfWorkFactory)
+    async with database.engine.begin() as conn:  # the rate limiter's rows of each interview
+        for interview_id in (scene.alice_t1.id, scene.alice_t2.id, scene.alice_open.id):
+            for prefix in ("candidate:", "notice:"):
+                await conn.execute(
+                    sa.insert(rate_limits).values(key=prefix + interview_id, tat=1.0)
+                )
     before = await dump(database)
     assert isinstance(database, SqlUnitOfWorkFactory)
     async with database() as uow:
@@ -281,6 +288,8 @@ async def test_purging_a_candidate_deletes_exactly_their_ended_data(
     for table, rows in before.items():  # every other row is untouched
         assert after[table] == rows - naming(rows, *gone), table
     # What still names her: the running interview (T2) and Discord's user of the same id.
+    limits = {row for row in after["rate_limits"] if scene.alice_open.id in row}
+    assert len(limits) == 2 and not naming(after["rate_limits"], *gone)  # hers went too
     left = [row for rows in after.values() for row in naming(rows, ALICE)]
     assert left and all(scene.alice_open.id in row or scene.alice_discord.id in row for row in left)
     async with database() as uow:

@@ -26,6 +26,7 @@ from adapters.discord.access import Access
 from adapters.discord.commands import FAILURE, InterviewCommands, InterviewTree, answer
 from adapters.discord.inflight import InFlight
 from adapters.discord.platform import DiscordPlatform
+from core import texts
 from core.errors import DomainError, NotFound, StartupError
 from core.lifecycle import controls
 from core.service import InterviewService
@@ -273,14 +274,23 @@ class DiscordAdapter:
         self.inflight.message()
         # Every process that sees the event may pass it on: the turn is stored once by its
         # message id, so it is answered and charged once.
-        await self.service.turns.handle_message(
-            "discord",
-            str(message.channel.id),
-            str(message.author.id),
-            str(message.id),
-            message.content,
-            attachments=len(message.attachments),  # uploads (never sent to the model)
-        )
+        try:
+            await self.service.turns.handle_message(
+                "discord",
+                str(message.channel.id),
+                str(message.author.id),
+                str(message.id),
+                message.content,
+                attachments=len(message.attachments),  # uploads (never sent to the model)
+            )
+        except Exception:  # e.g. the database is unreachable: say so instead of staying silent
+            log.exception("could not take the message %s", message.id)
+            try:
+                await message.channel.send(
+                    texts.MESSAGE_NOT_SAVED, allowed_mentions=discord.AllowedMentions.none()
+                )
+            except Exception:
+                log.warning("could not say that the message was not saved", exc_info=True)
 
     async def on_button(self, interaction: discord.Interaction[Any], name: str) -> None:
         """A click on a counter's button (``name``: an engine control): interviewers only;

@@ -28,6 +28,7 @@ from adapters.slack.mentions import channel_id, user_id
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.people import People
 from adapters.slack.platform import room_key
+from core import texts
 from core.commands import parse_command
 from core.dispatch import run_command
 from core.errors import DomainError, InvalidInput
@@ -44,10 +45,7 @@ Listener = Callable[..., Awaitable[Any]]
 # Message subtypes that are still a person writing in the thread.
 HUMAN_SUBTYPES = {None, "thread_broadcast", "file_share"}
 FAILURE = "Something went wrong on our side; nothing was changed. Please try again."
-NOT_SAVED = (
-    "⚠️ I couldn't handle your message (a problem on our side, such as the database being "
-    "unreachable); please send it again in a moment."
-)
+NOT_SAVED = texts.MESSAGE_NOT_SAVED
 ONLY_INTERVIEWERS = (
     "Only interviewers can use this command. Ask a workspace admin to add you with "
     "`/interview config interviewers @you`."
