@@ -499,6 +499,12 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
+TRY_ACQUIRE_TOLERANCE = 1e-3
+"""``RateLimiter.try_acquire`` allows this share of one interval on top of the burst: a
+theoretical arrival time summed from many inexact intervals (0.2 s is not exact in binary)
+must not lose a slot."""
+
+
 class RateLimiter(Protocol):
     """A rate budget shared by every process (e.g. Slack's Tier 3 for one workspace)."""
 

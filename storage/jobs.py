@@ -11,16 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import Job
 from storage.mapping import from_row, row_values
+from storage.repositories import upsert_insert
 from storage.tables import UTCDateTime, jobs, leases
-
-
-def _upsert(session: AsyncSession) -> type[postgresql.Insert] | type[sqlite.Insert]:
-    return postgresql.Insert if session.get_bind().dialect.name == "postgresql" else sqlite.Insert
 
 
 class SqlJobs:
@@ -28,12 +24,12 @@ class SqlJobs:
         self._s = session
 
     async def add_once(self, job: Job) -> bool:
-        insert = _upsert(self._s)(jobs).values(row_values(job, jobs))
+        insert = upsert_insert(self._s, jobs).values(row_values(job, jobs))
         result = await self._s.execute(insert.on_conflict_do_nothing().returning(jobs.c.id))
         return result.scalar() is not None
 
     async def schedule(self, job: Job) -> None:
-        insert = _upsert(self._s)(jobs).values(row_values(job, jobs))
+        insert = upsert_insert(self._s, jobs).values(row_values(job, jobs))
         await self._s.execute(
             insert.on_conflict_do_update(
                 index_elements=[jobs.c.key],
@@ -121,7 +117,7 @@ class SqlLeases:
         self._s = session
 
     async def take(self, key: str, owner: str, now: datetime, until: datetime) -> bool:
-        insert = _upsert(self._s)(leases).values(key=key, owner=owner, until=until)
+        insert = upsert_insert(self._s, leases).values(key=key, owner=owner, until=until)
         result = await self._s.execute(
             insert.on_conflict_do_update(
                 index_elements=[leases.c.key],

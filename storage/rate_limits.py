@@ -16,17 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from storage.repositories import insert_ignoring_duplicates
+from core.ports import TRY_ACQUIRE_TOLERANCE
+from storage.repositories import insert_ignoring_duplicates, upsert_insert
 from storage.tables import rate_limits
 
 Clock = Callable[[], float]
-
-# ``try_acquire`` allows this share of one interval on top of the burst allowance: a TAT
-# summed from many inexact intervals (0.2 s is not exact in binary) must not lose a slot.
-TOLERANCE = 1e-3
 
 
 class SqlRateLimiter:
@@ -67,15 +63,15 @@ class SqlRateLimiter:
     async def try_acquire(self, key: str, per_second: float, burst: int) -> bool:
         interval = 1.0 / per_second
         now = self._clock()
-        latest = now + (burst + TOLERANCE) * interval  # the last TAT the burst allows now
+        # the last TAT the burst allows now
+        latest = now + (burst + TRY_ACQUIRE_TOLERANCE) * interval
         tat = rate_limits.c.tat
         after = sa.case((tat > now, tat), else_=now) + interval
         async with AsyncSession(self._engine) as session, session.begin():
-            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
             # First use: the row is created with its first slot taken. Otherwise the slot is
             # taken only if it is free now; a row comes back only when one was taken.
             take = (
-                dialect.insert(rate_limits)
+                upsert_insert(session, rate_limits)
                 .values(key=key, tat=now + interval)
                 .on_conflict_do_update(
                     index_elements=[rate_limits.c.key],

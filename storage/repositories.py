@@ -55,13 +55,18 @@ _ROOM_MARKERS = (ROOM_CONSTRAINT, "interviews.platform, interviews.room_key")
 _OPEN_TURNS = (TurnStatus.PENDING, TurnStatus.STREAMING)
 
 
+def upsert_insert(session: AsyncSession, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` of the session's dialect, which knows ``ON CONFLICT``."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def insert_ignoring_duplicates(
     session: AsyncSession, table: sa.Table, values: dict[str, Any]
-) -> sa.Insert:
+) -> postgresql.Insert | sqlite.Insert:
     """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).values(values).on_conflict_do_nothing()
-    return sqlite.insert(table).values(values).on_conflict_do_nothing()
+    return upsert_insert(session, table).values(values).on_conflict_do_nothing()
 
 
 def _conflict(exc: IntegrityError) -> Conflict | None:
@@ -371,13 +376,8 @@ class SqlReports:
         self._s = session
 
     async def add(self, report: Report) -> bool:
-        dialect = postgresql if self._s.get_bind().dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(reports).values(**row_values(report, reports))
-        result = await self._s.execute(
-            insert.on_conflict_do_nothing(index_elements=[reports.c.interview_id]).returning(
-                reports.c.id
-            )
-        )
+        insert = insert_ignoring_duplicates(self._s, reports, row_values(report, reports))
+        result = await self._s.execute(insert.returning(reports.c.id))
         return result.scalar() is not None
 
     async def for_interview(self, interview_id: str) -> Report | None:

@@ -18,6 +18,12 @@ BUTTON_ICONS = {"pause": "⏸ ", "resume": "▶️ "}
 LEVEL_ICONS = {"ok": "🟢", "notice": "🟡", "warning": "🟠", "critical": "🔴"}
 
 
+def escape(text: str) -> str:
+    """Slack's three control characters as entities, so untrusted text (the model's, the
+    candidate's) stays text: no ``<!channel>``, mention or link of its own."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _text(text: str) -> Block:
     return {"type": "mrkdwn", "text": text}
 

@@ -13,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from core.ports import TRY_ACQUIRE_TOLERANCE
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -43,7 +45,7 @@ class MemoryRateLimiter:
         interval = 1.0 / per_second
         now = self._clock()
         tat = max(self._tat.get(key, now), now) + interval
-        if tat - now > (burst + 1e-3) * interval:  # the tolerance of storage.rate_limits
+        if tat - now > (burst + TRY_ACQUIRE_TOLERANCE) * interval:
             return False
         self._tat[key] = tat
         return True

@@ -17,11 +17,12 @@ from adapters.slack.blocks import (
     control_blocks,
     counter_blocks,
     counter_summary,
+    escape,
     reply_blocks,
     root_blocks,
 )
 from adapters.slack.outbox import SlackOutbox
-from adapters.slack.report_blocks import escape, report_blocks, report_summary
+from adapters.slack.report_blocks import report_blocks, report_summary
 from core.calendar import local_text
 from core.counter import CounterView
 from core.lifecycle import Control

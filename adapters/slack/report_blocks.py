@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from adapters.slack.blocks import Block
+from adapters.slack.blocks import Block, escape
 from core.report_view import ReportView, evidence_text
 
 SECTION_LIMIT = 3000  # characters of a section's text
 FIELD_LIMIT = 2000
 HEADER_LIMIT = 150
-
-
-def escape(text: str) -> str:
-    """Slack's three control characters, so untrusted text stays text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _cut(text: str, limit: int) -> str:
