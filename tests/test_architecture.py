@@ -16,6 +16,7 @@ FORBIDDEN_IN_CORE = {
     "storage",
     "scheduler",
     "tests",
+    "bench",
     "slack_bolt",
     "slack_sdk",
     "discord",
@@ -33,10 +34,10 @@ FORBIDDEN_IN_CORE = {
 }
 # What each outer layer must not import (it reaches the others only through core's ports).
 FORBIDDEN_OUTSIDE = {
-    "adapters": {"storage", "scheduler", "bot", "tests", "sqlalchemy", "apscheduler"},
-    "storage": {"adapters", "scheduler", "bot", "tests"},
-    "scheduler": {"adapters", "storage", "bot", "tests", "sqlalchemy"},
-    "bot": {"tests"},
+    "adapters": {"storage", "scheduler", "bot", "tests", "bench", "sqlalchemy", "apscheduler"},
+    "storage": {"adapters", "scheduler", "bot", "tests", "bench"},
+    "scheduler": {"adapters", "storage", "bot", "tests", "bench", "sqlalchemy"},
+    "bot": {"tests", "bench"},
 }
 
 
@@ -76,3 +77,11 @@ def test_apscheduler_lives_in_scheduler_only() -> None:
 def test_every_layer_is_checked() -> None:
     packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
     assert packages - {"tests", "bench"} == set(LAYERS)
+
+
+def test_benchmarks_do_not_import_the_test_suite() -> None:
+    """``bench/`` (scripts and the shared fakes) stands on its own: tests import it, not back."""
+    paths = sorted((ROOT / "bench").rglob("*.py"))
+    assert paths
+    for path in paths:
+        assert "tests" not in imported_roots(path), path

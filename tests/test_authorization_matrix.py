@@ -42,20 +42,20 @@ from sqlalchemy.engine import make_url
 from adapters.discord import views
 from adapters.discord.commands import DISCORD_USAGE
 from adapters.slack import blocks
-from bot.settings import Settings, load_settings
-from core.clock import ManualClock
-from core.commands import USAGE
-from core.models import Actor, Interview, Status, TurnStatus, Workspace
-from tests.fakes.discord_server import FakeDiscord, Perm
-from tests.fakes.judge_answers import valid_answer
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_signing import (
+from bench.fakes.discord_server import FakeDiscord, Perm
+from bench.fakes.openai_server import FakeOpenAI
+from bench.fakes.slack_signing import (
     block_action_body,
     event_body,
     message_event,
     slash_command_body,
     view_submission_body,
 )
+from bot.settings import Settings, load_settings
+from core.clock import ManualClock
+from core.commands import USAGE
+from core.models import Actor, Interview, Status, TurnStatus, Workspace
+from tests.fakes.judge_answers import valid_answer
 from tests.test_discord import (
     QUIET_SCHEDULER,
     DiscordWorld,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAI
+from bench.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = (ROOT / "docs" / "console-demo.txt").read_text()

@@ -28,15 +28,15 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
+from bench.fakes.openai_server import FILLER, FakeOpenAI
+from bench.fakes.processes import BotProcess, free_port, fresh_pg_database
+from bench.fakes.slack_server import FakeMessage, FakeSlack
+from bench.fakes.slack_signing import event_body, message_event, signed_headers, slash_command_body
 from core import texts
 from core.models import Interview, Status, Turn, TurnStatus
 from core.tokens import TokenCounter
 from storage import UnitOfWorkFactory, create_uow_factory
 from tests.fakes.judge_answers import valid_answer
-from tests.fakes.openai_server import FILLER, FakeOpenAI
-from tests.fakes.processes import BotProcess, free_port, fresh_pg_database
-from tests.fakes.slack_server import FakeMessage, FakeSlack
-from tests.fakes.slack_signing import event_body, message_event, signed_headers, slash_command_body
 
 pytestmark = pytest.mark.slow
 

@@ -27,13 +27,13 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from bench.fakes.openai_server import FakeOpenAI
+from bench.fakes.processes import BotProcess, free_port
+from bench.fakes.slack_server import FakeSlack
+from bench.fakes.slack_signing import event_body, message_event, signed_headers, slash_command_body
 from core import texts
 from core.models import Interview, Turn, TurnStatus
 from storage import UnitOfWorkFactory, create_uow_factory
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.processes import BotProcess, free_port
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.slack_signing import event_body, message_event, signed_headers, slash_command_body
 
 pytestmark = pytest.mark.slow
 

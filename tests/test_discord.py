@@ -20,14 +20,14 @@ import yarl
 from adapters.discord import views
 from adapters.discord.platform import COUNTER_MAX_AGE_S
 from adapters.discord.runner import DiscordAdapter
+from bench.fakes.discord_server import FakeDiscord, SeedIds
+from bench.fakes.openai_server import FakeOpenAI
 from bot.app import BotRuntime, discord_config
 from bot.settings import Settings, load_settings
 from core.clock import ManualClock
 from core.models import EndReason, Interview, Status, Turn, Workspace
 from core.ports import RateLimiter
 from core.service import InterviewService
-from tests.fakes.discord_server import FakeDiscord, SeedIds
-from tests.fakes.openai_server import FakeOpenAI
 
 
 @dataclass

@@ -16,14 +16,14 @@ import pytest_asyncio
 
 from adapters.discord import embeds
 from adapters.discord.platform import REPORT_DMS_CLOSED, UNDELIVERABLE
+from bench.fakes.discord_server import FLAG_EPHEMERAL
+from bench.fakes.openai_server import MALFORMED
 from core.errors import InvalidInput
 from core.models import Interview, Report
 from core.ports import ReportTarget
 from core.report_view import Evidence, ReportView, ScoreLine
 from core.reports import NO_CHANNEL_HINT
-from tests.fakes.discord_server import FLAG_EPHEMERAL
 from tests.fakes.judge_answers import valid_answer
-from tests.fakes.openai_server import MALFORMED
 from tests.test_discord import DiscordWorld, discord_world, start_runtime
 from tests.test_discord_schedules import text_channel
 

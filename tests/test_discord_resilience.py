@@ -1,6 +1,6 @@
 """The Discord adapter when Discord misbehaves: refused counter edits, a gateway that drops and
 refuses reconnects, start-up failures, and start-up noise. The real discord.py client runs
-against the fake Discord (tests/fakes/discord_server.py)."""
+against the fake Discord (bench/fakes/discord_server.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from adapters.discord import views
 from adapters.discord.runner import DiscordAdapter, DiscordConfig
+from bench.fakes.discord_server import FakeDiscord, Perm
 from bot.app import BotRuntime, discord_config
 from bot.settings import load_settings
 from core import texts
@@ -30,7 +31,6 @@ from core.ports import RateLimiter
 from core.service import InterviewService
 from storage import create_uow_factory
 from tests.conftest import Engine
-from tests.fakes.discord_server import FakeDiscord, Perm
 from tests.test_discord import (
     QUIET_SCHEDULER,
     DiscordWorld,

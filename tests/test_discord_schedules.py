@@ -15,11 +15,11 @@ import pytest
 import pytest_asyncio
 
 from adapters.discord.commands import DISCORD_HELP, DISCORD_USAGE
+from bench.fakes.discord_server import GUILD_TEXT
 from core.calendar import MAX_WEEKS
 from core.clock import ManualClock
 from core.commands import USAGE
 from core.models import Occurrence, OccurrenceStatus, Program, ProgramStatus, Status
-from tests.fakes.discord_server import GUILD_TEXT
 from tests.test_discord import DiscordWorld, discord_world
 
 # Monday 3 March 2031, 09:00 UTC = 10:00 in Berlin (CET, before the change on 30 March).

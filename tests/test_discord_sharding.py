@@ -33,13 +33,13 @@ from sqlalchemy.pool import NullPool
 
 from adapters.discord import views
 from adapters.discord.runner import DiscordAdapter
+from bench.fakes.discord_server import FakeDiscord, SeedIds
+from bench.fakes.openai_server import FakeOpenAI
 from bot.app import BotRuntime
 from bot.settings import Settings, load_settings
 from core.clock import ManualClock
 from core.models import AuditEvent, Interview
 from storage import normalize_url
-from tests.fakes.discord_server import FakeDiscord, SeedIds
-from tests.fakes.openai_server import FakeOpenAI
 from tests.test_discord import (
     QUIET_SCHEDULER,
     DiscordWorld,

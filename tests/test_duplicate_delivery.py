@@ -34,13 +34,13 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from core.models import EndReason, Interview, Status, Turn, TurnStatus
-from tests.fakes.slack_signing import (
+from bench.fakes.slack_signing import (
     event_body,
     message_event,
     new_event_id,
     slash_command_body,
 )
+from core.models import EndReason, Interview, Status, Turn, TurnStatus
 from tests.test_discord import DiscordWorld, discord_world
 from tests.test_discord import open_interview as open_discord_interview
 from tests.test_slack import CANDIDATE, INTERVIEWER, SlackWorld, slack_world

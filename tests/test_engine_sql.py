@@ -17,6 +17,7 @@ from sqlalchemy import event
 from adapters.llm.judge import OpenAIJudge
 from adapters.llm.openai_chat import OpenAIChatModel
 from adapters.report_chart import render_chart
+from bench.fakes.openai_server import FakeOpenAI
 from core.clock import ManualClock
 from core.models import EndReason, Interview, Status, Turn, TurnStatus
 from core.service import InterviewService
@@ -25,7 +26,6 @@ from core.turns import lease_key
 from storage import UnitOfWorkFactory, create_uow_factory
 from tests.conftest import CANDIDATE, INTERVIEWER, Backend
 from tests.fakes.judge_answers import valid_answer
-from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.recording_platform import RecordingPlatform
 from tests.fakes.store_view import StoreView
 

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from discord import app_commands
 
-from tests.fakes.discord_server import FakeDiscord, Perm, SeedIds, discord_py_pointed_at
+from bench.fakes.discord_server import FakeDiscord, Perm, SeedIds, discord_py_pointed_at
 
 MESSAGES_ROUTE = "POST /channels/{channel_id}/messages"
 

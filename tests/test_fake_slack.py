@@ -22,8 +22,8 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes import slack_signing as signing
-from tests.fakes.slack_server import DEFAULT_LIMITS, FakeSlack
+from bench.fakes import slack_signing as signing
+from bench.fakes.slack_server import DEFAULT_LIMITS, FakeSlack
 
 BoltHeaders = dict[str, str | Sequence[str]]
 TOKEN = "xoxb-test"

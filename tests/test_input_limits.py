@@ -12,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.llm.offline import OfflineChatModel
+from bench.fakes.discord_server import FakeMessage
+from bench.fakes.slack_signing import event_body, message_event
 from core import texts
 from core.challenges import find_challenge
 from core.intake import check_message, clean_message, is_blank, stored_content
@@ -21,8 +23,6 @@ from core.report_metrics import compute_metrics
 from core.tokens import TokenCounter
 from core.transcript import judge_turn, transcript_markdown
 from tests.conftest import CANDIDATE, INTERVIEWER, Engine, make_engine
-from tests.fakes.discord_server import FakeMessage
-from tests.fakes.slack_signing import event_body, message_event
 from tests.test_discord import discord_world
 from tests.test_discord import open_interview as open_discord_interview
 from tests.test_slack import CANDIDATE as SLACK_CANDIDATE

@@ -20,6 +20,15 @@ from adapters.llm.judge import (
     OpenAIJudge,
 )
 from adapters.llm.offline import OFFLINE_JUDGE_LABEL, OfflineJudge
+from bench.fakes.openai_server import (
+    CONTENT_FILTER,
+    MALFORMED,
+    REFUSAL,
+    REFUSAL_TEXT,
+    TRUNCATED,
+    FakeOpenAI,
+    minimal_instance,
+)
 from core.evaluation import (
     Evaluation,
     JudgeRequest,
@@ -30,15 +39,6 @@ from core.evaluation import (
 )
 from core.tokens import TokenCounter
 from tests.fakes.judge_answers import valid_answer
-from tests.fakes.openai_server import (
-    CONTENT_FILTER,
-    MALFORMED,
-    REFUSAL,
-    REFUSAL_TEXT,
-    TRUNCATED,
-    FakeOpenAI,
-    minimal_instance,
-)
 
 MODEL = "gpt-4o-mini"
 DEFAULT_TEMPERATURE_MODEL = "o3-mini"

@@ -27,6 +27,7 @@ from adapters.llm.openai_chat import (
     MSG_TIMEOUT,
     OpenAIChatModel,
 )
+from bench.fakes.openai_server import FakeOpenAI
 from bot.app import BotRuntime, build_judge, build_model
 from bot.settings import SettingsError, load_settings
 from core.models import Interview, TurnStatus
@@ -34,7 +35,6 @@ from core.outage import CANDIDATE_NOTICE, LLM_DOWN, track_outage
 from core.ports import ChatModel, ChatRequest, ChatResult, OnDelta, Usage
 from core.service import InterviewService
 from tests.conftest import CANDIDATE, INTERVIEWER, Engine, make_engine
-from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.recording_platform import RecordingPlatform
 
 MODEL = "gpt-4o-mini"

@@ -27,11 +27,11 @@ from adapters.llm.openai_chat import (
     MSG_TIMEOUT,
     OpenAIChatModel,
 )
+from bench.fakes.openai_server import FakeOpenAI
 from core import texts
 from core.models import Interview, Turn, TurnStatus
 from core.tokens import TokenCounter
 from tests.conftest import CANDIDATE, INTERVIEWER, Engine, make_engine
-from tests.fakes.openai_server import FakeOpenAI
 
 COUNTER = TokenCounter("gpt-4o-mini")
 

@@ -22,9 +22,9 @@ from adapters.llm.openai_chat import (
     MSG_TIMEOUT,
     OpenAIChatModel,
 )
+from bench.fakes.openai_server import FakeOpenAI, default_reply
 from core.ports import ChatMessage, ChatRequest
 from core.tokens import TokenCounter
-from tests.fakes.openai_server import FakeOpenAI, default_reply
 
 MODEL = "gpt-4o-mini"
 MESSAGES: list[ChatMessage] = [

@@ -19,14 +19,14 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
+from bench.fakes.discord_server import FakeDiscord
+from bench.fakes.openai_server import FakeOpenAI
+from bench.fakes.processes import BotProcess, free_port, fresh_pg_database
+from bench.fakes.slack_server import FakeSlack
+from bench.fakes.slack_signing import event_body, message_event, signed_headers, slash_command_body
 from core.models import EndReason, Interview, Status, Turn, TurnStatus
 from storage import UnitOfWorkFactory, create_uow_factory
-from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.judge_answers import valid_answer
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.processes import BotProcess, free_port, fresh_pg_database
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.slack_signing import event_body, message_event, signed_headers, slash_command_body
 
 pytestmark = pytest.mark.slow
 

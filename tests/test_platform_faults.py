@@ -40,13 +40,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.discord import views
 from adapters.slack.outbox import SlackOutbox
+from bench.fakes.discord_server import FakeDiscord
+from bench.fakes.openai_server import FakeOpenAI
+from bench.fakes.processes import BotProcess, free_port
+from bench.fakes.slack_server import FakeSlack
+from bench.fakes.slack_signing import event_body, message_event, slash_command_body
 from core.models import Interview, Turn, TurnStatus
 from storage import create_uow_factory
-from tests.fakes.discord_server import FakeDiscord
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.processes import BotProcess, free_port
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.slack_signing import event_body, message_event, slash_command_body
 from tests.test_discord import DiscordWorld, discord_world
 from tests.test_discord import open_interview as open_discord_interview
 from tests.test_slack import CANDIDATE, INTERVIEWER, SlackWorld, open_interview, slack_world

@@ -22,6 +22,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 
 from adapters.llm.offline import OfflineChatModel, OfflineJudge
+from bench.fakes.processes import bot_env
 from core.clock import ManualClock
 from core.models import Actor, Interview
 from core.ports import PurgeCounts, UnitOfWorkFactory
@@ -33,7 +34,6 @@ from storage.privacy import Person
 from storage.tables import metadata, rate_limits
 from tests.conftest import Backend
 from tests.fakes.memory_uow import MemoryUnitOfWorkFactory
-from tests.fakes.processes import bot_env
 from tests.fakes.recording_platform import RecordingPlatform
 
 IVY = Actor("UIVY", is_interviewer=True)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from bench.fakes.slack_server import FakeMessage
 from core.models import Interview, Status, TurnStatus
-from tests.fakes.slack_server import FakeMessage
 from tests.test_discord import DiscordWorld, discord_world
 from tests.test_discord import open_interview as open_discord_interview
 from tests.test_slack import CANDIDATE, INTERVIEWER, SlackWorld, slack_world

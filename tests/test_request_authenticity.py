@@ -27,10 +27,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.discord import views
 from adapters.slack import blocks
-from bot.settings import Settings
-from core.clock import ManualClock
-from core.models import Status
-from tests.fakes.slack_signing import (
+from bench.fakes.slack_signing import (
     FORM,
     JSON,
     block_action_body,
@@ -40,6 +37,9 @@ from tests.fakes.slack_signing import (
     slash_command_body,
     view_submission_body,
 )
+from bot.settings import Settings
+from core.clock import ManualClock
+from core.models import Status
 from tests.test_discord import DiscordWorld, discord_world
 from tests.test_discord import open_interview as open_discord_interview
 from tests.test_slack import CANDIDATE, INTERVIEWER, SECRET, SlackWorld, slack_world

@@ -24,6 +24,15 @@ import aiohttp
 import pytest
 
 from adapters.slack.runner import SlackAdapter
+from bench.fakes.discord_server import FakeDiscord
+from bench.fakes.openai_server import FakeOpenAI
+from bench.fakes.slack_server import FakeSlack
+from bench.fakes.slack_signing import (
+    event_body,
+    message_event,
+    signed_headers,
+    slash_command_body,
+)
 from bot.app import BotRuntime, slack_config
 from bot.cli import _setup
 from bot.database import wait_for_database
@@ -33,16 +42,7 @@ from core.errors import StartupError
 from core.models import TurnStatus
 from core.ports import RateLimiter
 from core.service import InterviewService
-from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.judge_answers import valid_answer
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.slack_signing import (
-    event_body,
-    message_event,
-    signed_headers,
-    slash_command_body,
-)
 from tests.test_discord import (
     QUIET_SCHEDULER,
     DiscordWorld,

@@ -24,17 +24,9 @@ from adapters.slack import blocks
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.platform import SlackPlatform
 from adapters.slack.runner import SlackAdapter
-from bot.app import BotRuntime, slack_config
-from bot.settings import Settings, load_settings
-from core.clock import Clock, ManualClock
-from core.counter import CounterView
-from core.lifecycle import controls
-from core.models import EndReason, Interview, Status, Turn
-from core.ports import RateLimiter
-from core.service import EngineConfig, InterviewService
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.slack_signing import (
+from bench.fakes.openai_server import FakeOpenAI
+from bench.fakes.slack_server import FakeSlack
+from bench.fakes.slack_signing import (
     block_action_body,
     event_body,
     message_event,
@@ -43,6 +35,14 @@ from tests.fakes.slack_signing import (
     text_input_state,
     view_submission_body,
 )
+from bot.app import BotRuntime, slack_config
+from bot.settings import Settings, load_settings
+from core.clock import Clock, ManualClock
+from core.counter import CounterView
+from core.lifecycle import controls
+from core.models import EndReason, Interview, Status, Turn
+from core.ports import RateLimiter
+from core.service import EngineConfig, InterviewService
 
 SECRET = "test-signing-secret"
 INTERVIEWER = "UINTVW01"

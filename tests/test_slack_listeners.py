@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from adapters.slack import blocks
-from core.counter import CounterView
-from core.lifecycle import controls
-from core.models import Status, Workspace
-from core.service import EngineConfig
-from tests.fakes.slack_signing import (
+from bench.fakes.slack_signing import (
     block_action_body,
     event_body,
     message_event,
     slash_command_body,
 )
+from core.counter import CounterView
+from core.lifecycle import controls
+from core.models import Status, Workspace
+from core.service import EngineConfig
 from tests.test_slack import (
     CANDIDATE,
     HANG_GUARD_S,

@@ -21,14 +21,14 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.runner import SlackAdapter, SlackConfig
+from bench.fakes.openai_server import FakeOpenAI
+from bench.fakes.slack_server import FakeSlack
+from bench.fakes.slack_signing import FORM, signed_headers, slash_command_body
 from bot.app import BotRuntime, slack_config
 from core.errors import StartupError
 from core.ports import RateLimiter
 from core.service import InterviewService
 from tests.conftest import Engine
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.slack_signing import FORM, signed_headers, slash_command_body
 from tests.test_slack import CANDIDATE, INTERVIEWER, SECRET, slack_settings
 
 APP_TOKEN = "xapp-test"  # what FakeSlack accepts for apps.connections.open

@@ -17,10 +17,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.limiter import MemoryRateLimiter
 from adapters.slack.outbox import DEFAULT_LIMITS, TIER_3, Limit, SlackOutbox
+from bench.fakes.slack_server import Call, FakeSlack
 from core.ports import RateLimiter
 from storage import SqlRateLimiter, UnitOfWorkFactory, make_engine
 from tests.conftest import Backend
-from tests.fakes.slack_server import Call, FakeSlack
 
 TEAM = "T0001"  # the fake's workspace
 

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.fakes.openai_server import MALFORMED, TRUNCATED
+from bench.fakes.slack_server import FakeMessage
 from core.models import TurnStatus
 from tests.fakes.judge_answers import valid_answer
-from tests.fakes.openai_server import MALFORMED, TRUNCATED
-from tests.fakes.slack_server import FakeMessage
 from tests.test_slack import (
     CANDIDATE,
     INTERVIEWER,

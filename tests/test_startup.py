@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bench.fakes.processes import BotProcess, bot_env, free_port
+from bench.fakes.slack_server import FakeSlack
 from bot.cli import main
-from tests.fakes.processes import BotProcess, bot_env, free_port
-from tests.fakes.slack_server import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,8 +30,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from bench.fakes.local_server import LocalServer
 from core.tokens import TokenCounter
-from tests.fakes.local_server import LocalServer
 
 SYSTEM_FINGERPRINT = "fp_fake0001"
 FILLER = "This is a scripted answer from the fake model, repeated to make it long. "
@@ -51,6 +51,18 @@ TEMPERATURE_UNSUPPORTED = (
 
 StructuredAnswer = dict[str, Any] | str
 """A scripted structured answer: a dict (sent as JSON), a fault marker, or raw content."""
+
+
+@dataclass
+class StreamTimes:
+    """One streamed reply as the fake sent it: when the request arrived, when the first
+    token and the last byte went out (on the fake's ``clock``), and what it said."""
+
+    arrived: float
+    prompt: str
+    first_token: float | None = None
+    last_byte: float | None = None
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,9 @@ class FakeOpenAI(LocalServer):
     - ``slow_first_byte(seconds, times=1)``: delay before the response headers.
     - ``cut_stream_after(n_chunks, times=1)``: send ``n_chunks`` content chunks, then drop
       the connection (no usage chunk, no ``[DONE]``).
-    - ``tokens_per_chunk`` and ``chunk_delay`` shape the stream.
+    - ``tokens_per_chunk`` and ``chunk_delay`` shape the stream; ``first_token_delay`` is
+      the model's time to first token (after the headers, before the first content chunk).
+      ``realistic()`` sets OpenAI-like figures: 300 ms to the first token, then 50 tokens/s.
     - ``structured``: queue of answers to non-streaming ``json_schema`` requests: a dict
       (sent as the JSON content, as is: a schema-invalid dict is sent too), one of the fault
       markers :data:`REFUSAL`, :data:`MALFORMED`, :data:`TRUNCATED`, :data:`CONTENT_FILTER`,
@@ -103,10 +117,21 @@ class FakeOpenAI(LocalServer):
     - ``default_temperature_only``: model names that reject any ``temperature`` other than 1
       with OpenAI's 400 ``unsupported_value`` (``param: "temperature"``).
 
-    Records every parsed request body in ``requests`` and its headers in ``request_headers``.
+    Records every parsed request body in ``requests`` and its headers in ``request_headers``;
+    every streamed reply's moments on ``clock`` in ``streams`` (:class:`StreamTimes`).
     """
 
-    def __init__(self, *, tokens_per_chunk: int = 3, chunk_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        tokens_per_chunk: int = 3,
+        chunk_delay: float = 0.0,
+        first_token_delay: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.first_token_delay = first_token_delay
+        self.clock = clock
+        self.streams: list[StreamTimes] = []
         self.replies: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
@@ -118,6 +143,11 @@ class FakeOpenAI(LocalServer):
         self.default_temperature_only: set[str] = set()
         self._faults: deque[_Fault] = deque()
         self._ids = itertools.count(1)
+
+    def realistic(self, *, ttft: float = 0.3, tokens_per_second: float = 50.0) -> None:
+        """Stream like a hosted model: ``ttft`` to the first token, then ``tokens_per_second``."""
+        self.first_token_delay = ttft
+        self.chunk_delay = self.tokens_per_chunk / tokens_per_second
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -190,6 +220,7 @@ class FakeOpenAI(LocalServer):
             return self._error(
                 400, "The request body must be a JSON object.", "invalid_request_error", None
             )
+        arrived = self.clock()
         self.requests.append(body)
         self.request_headers.append(dict(request.headers))
 
@@ -246,8 +277,18 @@ class FakeOpenAI(LocalServer):
         pieces = _split(counter, tokens, self.tokens_per_chunk)
         cut_after = fault.n_chunks if fault is not None and fault.kind == "cut" else None
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        times = StreamTimes(arrived, _last_user(messages))
+        self.streams.append(times)
         return await self._stream(
-            request, completion_id, model, pieces, finish_reason, usage, include_usage, cut_after
+            request,
+            completion_id,
+            model,
+            pieces,
+            finish_reason,
+            usage,
+            include_usage,
+            cut_after,
+            times,
         )
 
     async def _stream(
@@ -260,6 +301,7 @@ class FakeOpenAI(LocalServer):
         usage: dict[str, Any],
         include_usage: bool,
         cut_after: int | None,
+        times: StreamTimes,
     ) -> web.StreamResponse:
         headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
         response = web.StreamResponse(headers=headers)
@@ -288,10 +330,14 @@ class FakeOpenAI(LocalServer):
         for index, piece in enumerate(pieces):
             if cut_after is not None and index >= cut_after:
                 break
-            if self.chunk_delay:
-                await asyncio.sleep(self.chunk_delay)
+            delay = self.first_token_delay if index == 0 else self.chunk_delay
+            if delay:
+                await asyncio.sleep(delay)
             finish = finish_reason if index == len(pieces) - 1 else None
             await response.write(chunk(choice({"content": piece}, finish)))
+            if index == 0:
+                times.first_token = self.clock()
+            times.text += piece
         if cut_after is not None:
             # Drop the connection mid-body: the client sees an incomplete chunked response.
             if request.transport is not None:
@@ -303,6 +349,7 @@ class FakeOpenAI(LocalServer):
             await response.write(chunk([], usage=usage))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+        times.last_byte = self.clock()
         return response
 
     # -- helpers -------------------------------------------------------------------

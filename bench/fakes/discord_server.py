@@ -21,6 +21,9 @@ when ``shard_count`` is passed: :func:`discord_py_pointed_at` patches that URL t
 also sleeps 5 s before every IDENTIFY but the first (``Client.before_identify_hook``): resumes are
 instant, re-identifies and extra shards are not.
 
+Every REST call waits ``latency`` seconds (default 0; the benchmarks use 0.08) before it is
+answered (after its rate-limit bucket was taken).
+
 Rules the fake enforces like Discord does:
 
 * ``Authorization: Bot <token>`` on every route except ``GET /gateway``, interaction callbacks
@@ -102,7 +105,7 @@ import discord.http
 import yarl
 from aiohttp import WSMsgType, web
 
-from tests.fakes.local_server import LocalServer
+from bench.fakes.local_server import LocalServer
 
 API_VERSION = 10
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -571,7 +574,9 @@ class FakeDiscord(LocalServer):
         echo_bot_messages: bool = True,
         interactions_to_every_session: bool = True,
         nonce_window: float = 300.0,
+        latency: float = 0.0,
     ) -> None:
+        self.latency = latency
         self.token = token
         self.shard_count = shard_count
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -1036,6 +1041,8 @@ class FakeDiscord(LocalServer):
             if route.auth and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise ApiError(401, 0, "401: Unauthorized")
             rl_headers = self._take(call.route, params, route.auth)
+            if self.latency:
+                await asyncio.sleep(self.latency)
             handler = getattr(self, route.handler)
             response: web.Response = await handler(_Request(params, request.query, body, files))
         except ApiError as exc:

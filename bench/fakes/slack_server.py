@@ -17,6 +17,9 @@ query string, form (urlencoded or multipart) and JSON bodies. The token is read 
 ``not_authed`` and an unknown one ``invalid_auth``, both with HTTP 200 like Slack. Every response
 carries ``X-OAuth-Scopes`` (Bolt reads the bot scopes from it on ``auth.test``).
 
+Every Web API call and response-URL post waits ``latency`` seconds (default 0; the
+benchmarks use 0.08) before it is answered.
+
 Rate limits, per workspace (team) and per method, in a sliding window of ``window_seconds``
 (60) on ``clock`` (``time.monotonic``); calls answered 429 don't count. Defaults
 (:data:`DEFAULT_LIMITS`, calls per window): Tier 3 = 50 for ``chat.update``, ``chat.delete``,
@@ -75,7 +78,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, web
 
-from tests.fakes.local_server import LocalServer
+from bench.fakes.local_server import LocalServer
 
 TIER_1 = 1
 TIER_2 = 20
@@ -466,7 +469,9 @@ class FakeSlack(LocalServer):
         response_url_max_uses: int = 5,
         response_url_ttl: float = 1800.0,
         app_token: str = "xapp-test",
+        latency: float = 0.0,
     ) -> None:
+        self.latency = latency
         self.bot_token = bot_token
         self.app_token = app_token
         self.sockets: list[web.WebSocketResponse] = []
@@ -810,6 +815,8 @@ class FakeSlack(LocalServer):
         held = self._holds.get(method)
         if held is not None:
             await held.wait()
+        if self.latency:
+            await asyncio.sleep(self.latency)
 
         if method == "apps.connections.open":
             return self._apps_connections_open(token)
@@ -966,6 +973,8 @@ class FakeSlack(LocalServer):
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         rid = request.match_info["rid"]
+        if self.latency:
+            await asyncio.sleep(self.latency)
         state = self._response_urls.get(rid)
         if state is None:
             return web.Response(status=404, text="no_service", content_type="text/plain")
