@@ -101,7 +101,8 @@ class FakeOpenAI(LocalServer):
     - ``cut_stream_after(n_chunks, times=1)``: send ``n_chunks`` content chunks, then drop
       the connection (no usage chunk, no ``[DONE]``).
     - ``tokens_per_chunk`` and ``chunk_delay`` shape the stream; ``first_token_delay`` is
-      the model's time to first token (after the headers, before the first content chunk).
+      the model's time to first token (after the headers, before the first content chunk;
+      None: ``chunk_delay``).
       ``realistic()`` sets OpenAI-like figures: 300 ms to the first token, then 50 tokens/s.
     - ``structured``: queue of answers to non-streaming ``json_schema`` requests: a dict
       (sent as the JSON content, as is: a schema-invalid dict is sent too), one of the fault
@@ -126,7 +127,7 @@ class FakeOpenAI(LocalServer):
         *,
         tokens_per_chunk: int = 3,
         chunk_delay: float = 0.0,
-        first_token_delay: float = 0.0,
+        first_token_delay: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.first_token_delay = first_token_delay
@@ -330,7 +331,9 @@ class FakeOpenAI(LocalServer):
         for index, piece in enumerate(pieces):
             if cut_after is not None and index >= cut_after:
                 break
-            delay = self.first_token_delay if index == 0 else self.chunk_delay
+            delay = self.chunk_delay
+            if index == 0 and self.first_token_delay is not None:
+                delay = self.first_token_delay
             if delay:
                 await asyncio.sleep(delay)
             finish = finish_reason if index == len(pieces) - 1 else None
