@@ -13,7 +13,10 @@ log = logging.getLogger(__name__)
 
 
 class PacedReply(ABC):
-    """Collects streamed text and hands it to :meth:`flush` at most every ``interval_s``.
+    """Collects streamed text and hands it to :meth:`flush`: the first words at once, then at
+    most one flush every ``interval_s``, each sending only what the platform's budget allows
+    right now (:meth:`flush` says whether everything was sent; if not, the next one tries
+    again), and the final text at once.
 
     Sending happens in a background task, so a slow or rate-limited platform never slows
     the model stream; text that arrives meanwhile is coalesced into the next flush. The
@@ -41,7 +44,8 @@ class PacedReply(ABC):
                 return
             self._dirty.clear()
             try:
-                await self.flush(final=False, footer=None)
+                if not await self.flush(final=False, footer=None):
+                    self._dirty.set()  # over budget for now: the rest goes next time
             except Exception:
                 log.exception("streaming a reply failed; the final flush will retry")
             with contextlib.suppress(TimeoutError):
@@ -64,5 +68,7 @@ class PacedReply(ABC):
         await self._close(message)
 
     @abstractmethod
-    async def flush(self, *, final: bool, footer: str | None) -> None:
-        """Bring the platform messages up to date with ``self.splitter``."""
+    async def flush(self, *, final: bool, footer: str | None) -> bool:
+        """Bring the platform messages up to date with ``self.splitter``, as far as the
+        budget allows now (``final``: all of it, waiting for the budget if need be).
+        Returns whether everything was sent."""

@@ -3,7 +3,8 @@ session, with the time limit as it moved, pauses, warnings and the end.
 
 Headless matplotlib (a ``Figure`` on an Agg canvas, no pyplot), so it keeps no global state,
 can run in a worker thread and gives the same bytes for the same timeline. Sized for a Slack
-preview: big type, thick lines, the Okabe-Ito colour-blind-safe palette.
+preview: big type, thick lines, the Okabe-Ito colour-blind-safe palette. matplotlib (about
+50 MiB with numpy) is imported by the first render, not when the bot starts.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import StrMethodFormatter
+from typing import TYPE_CHECKING
 
 from core.report_metrics import Timeline, TurnPoint
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
 __all__ = ["render_chart"]
 
@@ -74,6 +75,9 @@ _TRIANGLE_PT, _ROW_PT, _BUDGET_LABEL_PT = 12.0, 13.0, 20.0
 
 def render_chart(timeline: Timeline) -> bytes:
     """The report chart as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(_WIDTH_PX / _DPI, _HEIGHT_PX / _DPI), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -338,6 +342,8 @@ def _free_rows(row_ends: Sequence[float], left: float, height: int) -> int:
 
 
 def _style(fig: Figure, ax: Axes, timeline: Timeline) -> None:
+    from matplotlib.ticker import StrMethodFormatter
+
     ax.set_xlabel("Minutes since start", fontsize=_FONT)
     ax.set_ylabel("Tokens used", fontsize=_FONT)
     ax.tick_params(labelsize=_SMALL + 1, width=1.2, length=5)
@@ -362,6 +368,8 @@ _LEGEND_NAMES = {"failed": "Failed turn", "refused": "Refused: did not fit"}
 
 
 def _legend_handles(turns: Sequence[TurnPoint]) -> list[Line2D]:
+    from matplotlib.lines import Line2D
+
     handles = [Line2D([], [], color=_BLUE, linewidth=_LINE, label="Tokens used")]
     _set_marker(handles[0], "answered", _MARKER_SIZE)
     present = {t.status for t in turns}

@@ -8,6 +8,7 @@ in its own process, so its event loop is not the load generator's.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import platform
@@ -15,7 +16,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.fakes.discord_server import FakeDiscord
 from bench.fakes.openai_server import FakeOpenAI
-from bench.fakes.processes import BotProcess, free_port
+from bench.fakes.processes import BotProcess, free_port, fresh_pg_database
 from bench.fakes.slack_server import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,7 @@ MODEL_TTFT_S = 0.3
 MODEL_TOKENS_PER_S = 50.0
 PLATFORM_LATENCY_S = 0.08
 SECRET = "bench-signing-secret"
+POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass(frozen=True)
@@ -211,3 +214,24 @@ async def until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"not reached within {limit_s} s")
         await asyncio.sleep(every_s)
+
+
+def add_database_flags(parser: argparse.ArgumentParser) -> None:
+    """``--sqlite`` (one file, one process) or ``--postgres URL`` (default: a fresh database on
+    the local server, dropped afterwards)."""
+    parser.add_argument("--sqlite", action="store_true", help="use SQLite instead of PostgreSQL")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BENCH_POSTGRES", POSTGRES_SERVER),
+        help="PostgreSQL server URL (a fresh database is created on it)",
+    )
+
+
+@asynccontextmanager
+async def bench_database(args: argparse.Namespace, folder: Path) -> AsyncIterator[str]:
+    """The database URL the bot processes share for one run."""
+    if args.sqlite:
+        yield f"sqlite+aiosqlite:///{folder}/bench.db"
+        return
+    async with fresh_pg_database(args.postgres, "bench") as url:
+        yield url

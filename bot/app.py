@@ -6,31 +6,44 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from adapters.discord.runner import DiscordAdapter, DiscordConfig
+from adapters.discord.http_trace import rate_limit_trace
 from adapters.llm.breaker import DEGRADED, CircuitBreakerChatModel
 from adapters.llm.judge import OpenAIJudge
 from adapters.llm.offline import OfflineChatModel, OfflineJudge
 from adapters.llm.openai_chat import OpenAIChatModel
 from adapters.report_chart import render_chart
-from adapters.slack.runner import SlackAdapter, SlackConfig
 from bot import database
 from bot.database import wait_for_database
 from bot.http import build_health_app, build_metrics_app
-from bot.metrics import PrometheusMetrics, watch_llm_circuit
+from bot.loop_lag import LoopLagMonitor
+from bot.metrics import (
+    EVENT_LOOP_LAG,
+    PrometheusMetrics,
+    count_rate_limited,
+    observe_llm,
+    watch_llm_circuit,
+    watch_outbox,
+)
 from bot.settings import Settings, SettingsError
 from core.challenges import find_challenge, list_challenges
 from core.clock import Clock, SystemClock
 from core.errors import NotFound, StartupError
 from core.ports import Alarm, ChatModel, Judge, Platform, RateLimiter
 from core.service import EngineConfig, InterviewService
+from core.tokens import TokenCounter
 from scheduler.alarm import SchedulerAlarm
 from storage import SqlRateLimiter, UnitOfWorkFactory
+
+if TYPE_CHECKING:  # imported when the platform is configured (discord.py, Bolt: ~30 MiB each)
+    from adapters.discord.runner import DiscordConfig
+    from adapters.slack.runner import SlackConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +85,7 @@ def build_model(settings: Settings) -> ChatModel:
         timeout_s=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         token_limit_param=settings.llm_token_param,
+        on_latency=observe_llm,
     )
     return CircuitBreakerChatModel(
         gateway,
@@ -151,6 +165,8 @@ def build_service(
 
 
 def slack_config(settings: Settings) -> SlackConfig:
+    from adapters.slack.runner import SlackConfig
+
     assert settings.slack_bot_token is not None
     return SlackConfig(
         bot_token=settings.slack_bot_token,
@@ -164,6 +180,8 @@ def slack_config(settings: Settings) -> SlackConfig:
 
 
 def discord_config(settings: Settings) -> DiscordConfig:
+    from adapters.discord.runner import DiscordConfig
+
     assert settings.discord_bot_token is not None
     return DiscordConfig(
         bot_token=settings.discord_bot_token,
@@ -182,13 +200,24 @@ def adapter_factories(settings: Settings) -> dict[str, AdapterFactory]:
     """One factory per platform whose credentials are set."""
     factories: dict[str, AdapterFactory] = {}
     if settings.slack_enabled:
+        from adapters.slack.runner import SlackAdapter
+
         config = slack_config(settings)
         factories["slack"] = lambda service, limiter: SlackAdapter(
-            config, service, rate_limiter=limiter
+            config,
+            service,
+            rate_limiter=limiter,
+            outbox_options={"on_rate_limited": count_rate_limited("slack")},
         )
     if settings.discord_enabled:
+        from adapters.discord.runner import DiscordAdapter
+
         discord = discord_config(settings)
-        factories["discord"] = lambda service, limiter: DiscordAdapter(discord, service)
+        factories["discord"] = lambda service, limiter: DiscordAdapter(
+            discord,
+            service,
+            client_options={"http_trace": rate_limit_trace(count_rate_limited("discord"))},
+        )
     return factories
 
 
@@ -205,6 +234,20 @@ async def check_default_challenge(settings: Settings, uow: UnitOfWorkFactory) ->
         f"invalid configuration: DEFAULT_CHALLENGE: there is no challenge "
         f"{settings.default_challenge!r}; known challenges: {known}"
     ) from error
+
+
+def queued_updates(adapter: RunningAdapter) -> Callable[[], int] | None:
+    """How many message edits the adapter holds back for its rate limits (metrics)."""
+    # An adapter's module is imported only when its platform is configured: look it up.
+    slack = sys.modules.get("adapters.slack.runner")
+    if slack is not None and isinstance(adapter, slack.SlackAdapter):
+        outbox = adapter.outbox
+        return lambda: outbox.queued_updates
+    discord = sys.modules.get("adapters.discord.runner")
+    if discord is not None and isinstance(adapter, discord.DiscordAdapter):
+        platform = adapter.platform
+        return lambda: platform.queued_updates
+    return None
 
 
 class BotRuntime:
@@ -232,6 +275,7 @@ class BotRuntime:
         self.port: int | None = None
         self.metrics_port: int | None = None
         self.stopping = False  # set by stop(): new requests get 503
+        self.loop_lag = LoopLagMonitor(EVENT_LOOP_LAG.observe)
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": self.database is not None and await self.database.ping()}
@@ -286,8 +330,16 @@ class BotRuntime:
             build_metrics_app(), settings.metrics_host, settings.metrics_port
         )
         log.info("metrics on http://%s:%s/metrics", settings.metrics_host, self.metrics_port)
-        self.database = await wait_for_database(settings.database_url)
+        self.loop_lag.start()
+        self.database = await wait_for_database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         await check_default_challenge(settings, self.database)
+        # The model's encoding (~50 MiB, half a second to build) is loaded now rather than by
+        # the first interview's start, where it would hold the event loop that long.
+        await asyncio.to_thread(TokenCounter, settings.llm_model)
         self.alarm = SchedulerAlarm(self._wake, self._sweep, sweep_s=settings.job_sweep_s)
         # One limiter for the adapters (Slack's budgets) and the engine (the candidates' and
         # workspaces' rate limits), shared with every other process through the database.
@@ -306,6 +358,8 @@ class BotRuntime:
             adapter = factory(self.service, limiter)
             self.service.platforms[name] = adapter.platform
             self.adapters.append(adapter)
+            if (queued := queued_updates(adapter)) is not None:
+                watch_outbox(name, queued)
         for name, adapter in zip(self.factories, self.adapters, strict=True):
             await adapter.start()
             log.info("%s adapter started", name)
@@ -368,6 +422,7 @@ class BotRuntime:
             await self.database.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
+        await self.loop_lag.stop()
 
 
 RELEASE_S = 2.0  # releasing this process's leases and claims at shutdown may take this long

@@ -40,8 +40,11 @@ def _check_sqlite_folder(database_url: str) -> None:
         )
 
 
-async def open_database(database_url: str) -> UnitOfWorkFactory:
-    """Apply migrations, then connect. Raises :class:`StartupError` with one clear line."""
+async def open_database(
+    database_url: str, *, pool_size: int | None = None, max_overflow: int | None = None
+) -> UnitOfWorkFactory:
+    """Apply migrations, then connect (PostgreSQL: a pool of ``pool_size`` connections plus
+    ``max_overflow``). Raises :class:`StartupError` with one clear line."""
     _check_sqlite_folder(database_url)
     try:
         await upgrade(database_url)
@@ -50,7 +53,7 @@ async def open_database(database_url: str) -> UnitOfWorkFactory:
             f"could not open the database at {shown_url(database_url)} (DATABASE_URL): "
             f"{_reason(exc)}"
         ) from exc
-    return create_uow_factory(database_url)
+    return create_uow_factory(database_url, pool_size=pool_size, max_overflow=max_overflow)
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -62,7 +65,13 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError)
 
 
-async def wait_for_database(database_url: str, attempts: int = 30) -> UnitOfWorkFactory:
+async def wait_for_database(
+    database_url: str,
+    attempts: int = 30,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+) -> UnitOfWorkFactory:
     """Open the store, retrying with backoff (about 4 minutes) while the database is unreachable.
 
     Cancelling (a signal) stops the wait at once.
@@ -80,5 +89,5 @@ async def wait_for_database(database_url: str, attempts: int = 30) -> UnitOfWork
         reraise=True,
     ):
         with attempt:
-            return await open_database(database_url)
+            return await open_database(database_url, pool_size=pool_size, max_overflow=max_overflow)
     raise AssertionError("unreachable")

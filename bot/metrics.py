@@ -24,11 +24,54 @@ LLM_CIRCUIT_OPEN = Gauge(
     "interview_buddy_llm_circuit_open",
     "1 while the chat model's circuit breaker is open or half-open (calls fail fast), else 0",
 )
+JOB_LAG = Histogram(
+    "interview_buddy_job_lag_seconds",
+    "Seconds between a durable job's due time and its start (claimed by this process)",
+    ["kind"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+OUTBOX_QUEUED = Gauge(
+    "interview_buddy_outbox_queued_updates",
+    "Message edits waiting for a rate-limit slot (latest state per message; read at scrape)",
+    ["platform"],
+)
+PLATFORM_RATE_LIMITED = Counter(
+    "interview_buddy_platform_rate_limited",
+    "HTTP 429 responses received from Slack or Discord (each is retried after Retry-After)",
+    ["platform", "method"],
+)
+LLM_FIRST_TOKEN = Histogram(
+    "interview_buddy_llm_first_token_seconds",
+    "Seconds from sending a chat request to the model's first text",
+    buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+)
+LLM_STREAM = Histogram(
+    "interview_buddy_llm_stream_seconds",
+    "Seconds from sending a chat request to the end of its streamed reply",
+    buckets=(0.5, 1, 2, 5, 10, 20, 40, 80, 160),
+)
 
 
 def watch_llm_circuit(is_open: Callable[[], bool]) -> None:
     """Read the breaker's state at every scrape (the gauge stays 0 without a breaker)."""
     LLM_CIRCUIT_OPEN.set_function(lambda: 1.0 if is_open() else 0.0)
+
+
+def watch_outbox(platform: str, queued: Callable[[], int]) -> None:
+    """Read a platform's queued edits at every scrape."""
+    OUTBOX_QUEUED.labels(platform).set_function(lambda: float(queued()))
+
+
+def count_rate_limited(platform: str) -> Callable[[str], None]:
+    """What an adapter calls with the method (or route) of each 429 it receives."""
+    return lambda method: PLATFORM_RATE_LIMITED.labels(platform, method).inc()
+
+
+def observe_llm(first_token_s: float | None, stream_s: float) -> None:
+    """One streamed chat call: to its first text (None: none came), and to its end."""
+    if first_token_s is not None:
+        LLM_FIRST_TOKEN.observe(first_token_s)
+    LLM_STREAM.observe(stream_s)
 
 
 class PrometheusMetrics:
@@ -49,3 +92,16 @@ class PrometheusMetrics:
     def evaluation_done(self, outcome: str, tokens: int) -> None:
         EVALUATIONS.labels(outcome).inc()
         EVALUATION_TOKENS.inc(tokens)
+
+    def job_started(self, kind: str, lag_s: float) -> None:
+        JOB_LAG.labels(kind).observe(lag_s)
+
+
+EVENT_LOOP_LAG = Histogram(
+    "interview_buddy_event_loop_lag_seconds",
+    "How late a task sleeping on the event loop woke up (bot.loop_lag): what any task waited",
+    buckets=(
+        0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
+        0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ),
+)  # fmt: skip

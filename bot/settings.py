@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # May hold a password: kept out of repr(); logs show it masked (bot.database.shown_url).
     database_url: str = Field(default="sqlite+aiosqlite:///./interview-buddy.db", repr=False)
     database_password: SecretStr | None = None  # put into DATABASE_URL, URL-encoded
+    # PostgreSQL connections of this process: pool_size kept open, max_overflow more at peaks.
+    database_pool_size: int = Field(default=20, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.budget import (
@@ -37,6 +37,17 @@ class CounterView:
     warning_level: str
     as_of: datetime
     messages_left: int | None = None  # "about N more messages fit" (None: not known yet)
+
+    def at(self, now: datetime) -> CounterView:
+        """The same counter at a later moment: only the time left moves, and only while the
+        clock runs. Everything else (tokens, warning level) is as of ``as_of``: the engine
+        redraws the counter when those change."""
+        if self.status is not Status.ACTIVE or self.deadline is None or now <= self.as_of:
+            return self
+        left = max(0, int((self.deadline - now).total_seconds()))
+        allowed = self.allowed_seconds
+        percent = 0 if allowed <= 0 else round(100 * min(1.0, left / allowed))
+        return replace(self, seconds_left=left, time_left_pct=percent, as_of=now)
 
     @property
     def time_left_text(self) -> str:

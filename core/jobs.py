@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from core.clock import Clock
 from core.models import Job
-from core.ports import Alarm, UnitOfWorkFactory
+from core.ports import Alarm, Metrics, NoMetrics, UnitOfWorkFactory
 from core.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,13 @@ class JobRunner:
         alarm: Alarm | None = None,
         *,
         claim_s: float = CLAIM_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self.uow = uow
         self.clock = clock
         self.owner = owner
         self.alarm = alarm
+        self.metrics = metrics or NoMetrics()  # told how late each job started (job lag)
         # How long a claim lasts (JOB_CLAIM_S): after a crash, the claimed jobs wait this long.
         self.claim_s = claim_s
         self.handlers: dict[str, Handler] = {}
@@ -73,6 +75,10 @@ class JobRunner:
             return 0
         jobs = await self._claim(BATCH)
         if jobs:
+            # The alarm first: a job due while this batch runs (a warning tick two seconds
+            # away, behind a closing interview that waits for its final counter) must not
+            # wait for the whole batch.
+            await self._rearm()
             await asyncio.gather(*(self._run(job) for job in jobs))
         await self._rearm()
         return len(jobs)
@@ -102,6 +108,8 @@ class JobRunner:
         running = (job.key, job.revision)
         self._active.add(running)
         self._idle.clear()
+        lag = (self.clock.now() - job.due_at).total_seconds()
+        self.metrics.job_started(job.kind, max(0.0, lag))
         try:
             await self._run_handler(job)
         finally:

@@ -539,6 +539,10 @@ class Metrics(Protocol):
         charged to the candidate)."""
         ...
 
+    def job_started(self, kind: str, lag_s: float) -> None:
+        """A durable job was claimed and started ``lag_s`` seconds after it was due."""
+        ...
+
 
 class NoMetrics:
     """Counts nothing."""
@@ -553,4 +557,7 @@ class NoMetrics:
         pass
 
     def evaluation_done(self, outcome: str, tokens: int) -> None:
+        pass
+
+    def job_started(self, kind: str, lag_s: float) -> None:
         pass

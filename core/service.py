@@ -67,7 +67,10 @@ class InterviewService:
         limiter: RateLimiter | None = None,
     ) -> None:
         self._clock_alarm = None if alarm is not None else ClockAlarm(clock, self._run_due)
-        self.jobs = JobRunner(uow, clock, owner or process_name(), alarm or self._clock_alarm)
+        metrics = metrics or NoMetrics()
+        self.jobs = JobRunner(
+            uow, clock, owner or process_name(), alarm or self._clock_alarm, metrics=metrics
+        )
         self.ctx = Context(
             uow,
             model,
@@ -75,7 +78,7 @@ class InterviewService:
             dict(platforms),
             config or EngineConfig(),
             self.jobs,
-            metrics or NoMetrics(),
+            metrics,
             limiter=limiter,
         )
         self.upkeep = Upkeep(self.ctx)

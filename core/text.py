@@ -107,6 +107,14 @@ class MessageSplitter:
         if len(self.tail) > self.max_tail or not self._shows():
             self._relieve()
 
+    def commit_tail(self) -> None:
+        """Commit the unfinished line as far as it can end a message now, for a stream that
+        can't take text back (the line goes on where it stopped: a line that then no longer
+        fits is cut there instead of moving whole to the next message). Backticks that may
+        grow into a fence, and a block's opening line, still wait."""
+        if self.tail and self._shows():
+            self._relieve()
+
     def finish(self) -> list[str]:
         """Commit the unfinished line; return the final messages."""
         done, self.tail = self.tail, ""

@@ -71,7 +71,23 @@ def get_encoding(name: str) -> tiktoken.Encoding:
             spec = constructor()
         finally:
             openai_public.load_tiktoken_bpe = original
-    return tiktoken.Encoding(**spec)
+    return _CompactEncoding(**spec)
+
+
+class _CompactEncoding(tiktoken.Encoding):
+    """A ``tiktoken.Encoding`` without its Python copy of the ranks.
+
+    tiktoken keeps the ``{bytes: rank}`` dict it was built from (about 28 MiB for
+    o200k_base) only to pickle the encoding; its Rust core holds its own copy. Pickling
+    rebuilds the encoding by name instead.
+    """
+
+    def __init__(self, name: str, **spec: Any) -> None:
+        super().__init__(name, **spec)
+        self._mergeable_ranks = {}
+
+    def __reduce__(self) -> tuple[Callable[[str], tiktoken.Encoding], tuple[str]]:
+        return get_encoding, (self.name,)
 
 
 def encoding_name_for_model(model: str) -> tuple[str, bool]:

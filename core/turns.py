@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 
 from core import texts
-from core.budget import charge, completion_cap, exhausted
+from core.budget import Charge, charge, completion_cap, exhausted
 from core.challenges import find_challenge, system_prompt_for
 from core.context import Context
 from core.intake import Refusal, check_message, clean_message, stored_content
@@ -161,12 +161,14 @@ class Turns:
 
     @property
     def busy(self) -> bool:
-        return bool(self._background)
+        return bool(self._background or self._answering - {asyncio.current_task()})
 
     async def settle(self) -> None:
-        """Wait for background drains (tests, shutdown)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Wait for background drains and turns being answered (tests, shutdown)."""
+        while self.busy:
+            me = asyncio.current_task()
+            running = self._background | {t for t in self._answering if t is not me}
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def stop(self, grace_s: float) -> None:
         """Shutdown: start no new turn (open ones are left to the next process); give the
@@ -348,6 +350,41 @@ class Turns:
         turn.error = result.error
         turn.answered_at = ctx.clock.now()
         turn.status = TurnStatus.FAILED if result.error else TurnStatus.ANSWERED
+        # The end of the reply goes out first: the candidate waits for it, not for the
+        # database. Its tokens left are those at the start of the turn less its charge (what
+        # the settlement leaves, unless the budget changed meanwhile). A crash in between
+        # leaves the turn streaming: taken over, it is charged its prompt only.
+        left = max(0, interview.tokens_left - cost.charged)
+        await self._show_end(writer, result.error, cost.charged, left)
+        conversation = await self._record(interview, turn, cost, counter, history)
+        interview = await ctx.load(interview.id)
+        await track_outage(ctx, interview, result)
+        if interview.status is Status.ACTIVE and interview.seconds_left(ctx.clock.now()) <= 0:
+            await self.upkeep.finish(interview.id, EndReason.TIME_UP, "system")
+        elif interview.is_open and not await self._end_if_exhausted(
+            interview, counter, conversation
+        ):
+            await self.upkeep.refresh(interview, challenge)
+        return turn.status, cost.charged
+
+    async def _show_end(
+        self, writer: ReplyWriter, error: str | None, charged: int, left: int
+    ) -> None:
+        if error:
+            await writer.fail(texts.failed(error, charged))
+        else:
+            await writer.finish(texts.footer(self.ctx.model.label, charged, left))
+
+    async def _record(
+        self,
+        interview: Interview,
+        turn: Turn,
+        cost: Charge,
+        counter: TokenCounter,
+        history: list[ChatMessage],
+    ) -> list[ChatMessage]:
+        """Settle the reservation with what was really spent, once per turn; returns the
+        conversation as the next turn will see it."""
         conversation = history + (_pair(turn) if turn.status is TurnStatus.ANSWERED else [])
         next_prompt = counter.count_messages([*conversation, EMPTY])
         answered = (len(conversation) - 1) // 2
@@ -355,8 +392,8 @@ class Turns:
         if answered:
             base = counter.count_messages([*conversation[:1], EMPTY])
             growth = max(1, (next_prompt - base) // answered)
+        ctx = self.ctx
         async with ctx.uow() as uow:
-            # Capture: settle the reservation with what was really spent, once per turn.
             if await uow.interviews.update_turn(turn, was=TurnStatus.STREAMING):
                 await uow.interviews.settle(
                     interview.id,
@@ -382,19 +419,7 @@ class Turns:
                         )
                     )
                 await uow.commit()
-        interview = await ctx.load(interview.id)
-        if result.error:
-            await writer.fail(texts.failed(result.error, cost.charged))
-        else:
-            await writer.finish(texts.footer(ctx.model.label, cost.charged, interview.tokens_left))
-        await track_outage(ctx, interview, result)
-        if interview.status is Status.ACTIVE and interview.seconds_left(ctx.clock.now()) <= 0:
-            await self.upkeep.finish(interview.id, EndReason.TIME_UP, "system")
-        elif interview.is_open and not await self._end_if_exhausted(
-            interview, counter, conversation
-        ):
-            await self.upkeep.refresh(interview, challenge)
-        return turn.status, cost.charged
+        return conversation
 
     async def _stream(
         self, interview: Interview, request: ChatRequest, on_delta: OnDelta

@@ -22,6 +22,9 @@ WAKE = "interview-buddy-wake"
 SWEEP = "interview-buddy-sweep"
 
 
+RINGS_AT_ONCE = 4
+
+
 class SchedulerAlarm:
     """:class:`core.ports.Alarm` on an ``AsyncIOScheduler``."""
 
@@ -67,6 +70,10 @@ class SchedulerAlarm:
             replace_existing=True,
             misfire_grace_time=None,
             coalesce=True,
+            # The runner arms the next wake-up while a batch still runs (a job due meanwhile
+            # must not wait for the batch): that ring must run then, not be skipped as
+            # APScheduler skips a job whose one allowed instance is still running.
+            max_instances=RINGS_AT_ONCE,
         )
 
     async def _ring(self) -> None:

@@ -22,10 +22,22 @@ from storage.uow import SqlUnitOfWork, UnitOfWorkFactory
 
 
 def create_uow_factory(
-    database_url: str, *, connect_args: Mapping[str, Any] | None = None, echo: bool = False
+    database_url: str,
+    *,
+    connect_args: Mapping[str, Any] | None = None,
+    echo: bool = False,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
 ) -> UnitOfWorkFactory:
     """Units of work on a new engine for ``database_url`` (the schema must exist already)."""
-    return UnitOfWorkFactory(make_engine(database_url, connect_args=connect_args, echo=echo))
+    engine = make_engine(
+        database_url,
+        connect_args=connect_args,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+    )
+    return UnitOfWorkFactory(engine)
 
 
 __all__ = [

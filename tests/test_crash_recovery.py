@@ -349,8 +349,14 @@ async def test_sigkill_while_idle_keeps_the_deadline_and_the_counter_goes_on(rig
     await eventually(answered)
     await until(lambda: any(is_reply(m) for m in rig.bot_messages(channel, thread)))
     before = await rig.stored(interview.id)
-    shown_before = deadline_shown(rig.slack.message(channel, thread))
     assert before.extra_time_s == 300
+    extended = before.deadline(before.created_at)
+    assert extended is not None
+    # The extension's redraw waits for its Tier-3 slot (about 1.2 s after the start's).
+    await until(
+        lambda: deadline_shown(rig.slack.message(channel, thread)) == int(extended.timestamp())
+    )
+    shown_before = deadline_shown(rig.slack.message(channel, thread))
     await rig.kill()  # idle: nothing streams, nothing is being answered
 
     # The counter's next refresh came due while the bot was down.

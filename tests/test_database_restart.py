@@ -4,8 +4,9 @@ A private PostgreSQL cluster (``initdb`` into a temporary folder, its own port, 
 authentication) serves one real ``interview-buddy run`` with Slack over HTTP against the
 fake Slack and the fake OpenAI. While the database is down ``/healthz`` answers 503 and a
 candidate's message gets a clear "send it again" (never silence); once the server is back
-the bot reconnects by itself (pool pre-ping), ``/healthz`` is 200 again, the next message is
-answered, and the stored turns and token counters agree: nothing half-written.
+the bot reconnects by itself (connections are pinged at checkout), ``/healthz`` is 200
+again, the next message is answered, and the stored turns and token counters agree:
+nothing half-written.
 """
 
 from __future__ import annotations

@@ -77,3 +77,45 @@ def test_dockerfile_healthcheck_and_stop_signal_match() -> None:
     options = dict(re.findall(r"--([a-z-]+)=(\S+)", healthcheck))
     assert seconds(options["timeout"]) < seconds(options["interval"])
     assert "STOPSIGNAL SIGTERM" in lines
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_the_default_profile_runs_one_bot_on_the_published_port() -> None:
+    services = compose()["services"]
+    default = sorted(name for name, s in services.items() if not s.get("profiles"))
+    assert default == ["bot", "db"]
+    assert [str(p) for p in services["bot"]["ports"]] == ["3000:3000"]
+
+
+def test_the_replicas_profile_runs_two_bots_behind_nginx_on_one_database() -> None:
+    config = compose()
+    services = config["services"]
+    profiled = sorted(name for name, s in services.items() if "replicas" in s.get("profiles", []))
+    assert profiled == ["bot-a", "bot-b", "proxy"]
+    single = services["bot"]
+    for name in ("bot-a", "bot-b"):
+        replica = services[name]
+        # The same bot as the default one (one anchor), on the same database, not published.
+        for key in ("build", "environment", "healthcheck", "stop_grace_period", "depends_on"):
+            assert replica[key] == single[key], (name, key)
+        assert "ports" not in replica and "3000" in [str(p) for p in replica["expose"]]
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    assert set(proxy["depends_on"]) == {"bot-a", "bot-b"}
+    assert [str(p) for p in proxy["ports"]] == ["3000:3000"]
+    (mount,) = proxy["configs"]
+    assert mount["target"] == "/etc/nginx/conf.d/default.conf"
+    conf = config["configs"][mount["source"]]["content"]
+    assert "$" not in conf  # Compose would interpolate it
+    upstream = re.search(r"upstream (\w+) \{(.*?)\}", conf, re.S)
+    assert upstream is not None
+    servers = re.findall(r"server ([\w-]+):(\d+)", upstream.group(2))
+    assert servers == [("bot-a", "3000"), ("bot-b", "3000")]  # round-robin: nginx's default
+    assert not re.search(r"\b(ip_hash|hash|least_conn|random)\b", upstream.group(2))
+    for path in ("/slack/events", "/healthz"):
+        assert re.search(rf"location = {path} \{{ proxy_pass http://{upstream.group(1)}; \}}", conf)
+    assert "listen 3000;" in conf

@@ -8,9 +8,10 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -699,6 +700,31 @@ async def test_counters_refresh_every_minute_and_every_15_s_at_the_end(
 
 async def no_challenge(interview: Interview) -> None:
     return None
+
+
+async def test_a_queued_counter_is_drawn_at_its_slot_and_only_clicks_jump_ahead() -> None:
+    """Under load a redraw waits its turn: it shows the time left when it is sent, and only a
+    new status or limit goes ahead of the round (new token totals and warning levels wait:
+    the reply's footer and the warning's notice show them at once)."""
+    now = [datetime(2026, 1, 2, 15, 0, tzinfo=UTC)]
+    outbox = SlackOutbox(AsyncWebClient(token="xoxb-test"))
+    platform = SlackPlatform(outbox, no_challenge, controls(EngineConfig()), clock=lambda: now[0])
+    queued: list[tuple[bool, Any]] = []
+
+    def update(channel: str, ts: str, *, urgent: bool = False, render: Any = None) -> None:
+        queued.append((urgent, render))
+
+    outbox.update = update  # type: ignore[assignment,method-assign]
+    interview: Any = SimpleNamespace(id="i1", platform_data={"channel": "G1", "thread_ts": "1.0"})
+    view = replace(counter_view(Status.ACTIVE, 600), deadline=now[0] + timedelta(seconds=600))
+    await platform.show_counter(interview, view)
+    now[0] += timedelta(seconds=90)  # the slot comes a minute and a half later
+    assert "8m 30s left" in queued[-1][1]()["text"]
+    await platform.show_counter(interview, replace(view, tokens_used=900, tokens_left=19_100))
+    await platform.show_counter(interview, replace(view, warning_level="notice"))
+    await platform.show_counter(interview, replace(view, allowed_seconds=3300))  # extended
+    await platform.show_counter(interview, replace(view, status=Status.PAUSED))
+    assert [urgent for urgent, _ in queued] == [True, False, False, True, True]
 
 
 async def test_the_engines_tick_redraws_the_slack_counters(tmp_path: Path) -> None:

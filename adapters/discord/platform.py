@@ -33,22 +33,37 @@ log = logging.getLogger(__name__)
 
 DISCORD_LIMIT = 2000
 FOOTER_RESERVE = 160  # room for the per-turn token line under the last message
+# A thread's message edits: 5 per 5 s (Discord's bucket, shared with the counter). A streaming
+# reply edits at most 3 times per 5 s, leaving room for its final edit and a counter redraw.
+EDIT_GAP_S = 5.0 / 3
+# Discord's global limit is 50 requests a second per bot: interim edits of all replies
+# together take at most half of it, so creates, final edits and counters always find room.
+INTERIM_EDITS_PER_S = 25.0
 # Discord caps edits to messages older than an hour (error 30046): re-post well before.
 COUNTER_MAX_AGE_S = 50 * 60
 QUIET = discord.AllowedMentions.none()
 
 
 class DiscordReply(PacedReply):
-    """A reply that fills in by edits at a bounded rate; long replies continue below."""
+    """A reply that fills in by edits; long replies continue below.
+
+    The first words go out at once (a new message: its own bucket), the final text at once;
+    in between, one edit every :data:`EDIT_GAP_S` at most, so that every 5-second window of
+    the thread's edit bucket (5 edits) keeps a slot for the final edit and one for the
+    counter: discord.py never has to hold the final edit back for the bucket to reset; and
+    only while the bot-wide budget for interim edits (:data:`INTERIM_EDITS_PER_S`) has room. One
+    process streams an interview's replies at a time (the lease), so this pace per reply is
+    the thread's.
+    """
 
     def __init__(self, platform: DiscordPlatform, thread_id: int) -> None:
-        super().__init__(DISCORD_LIMIT - FOOTER_RESERVE, platform.edit_interval_s)
+        super().__init__(DISCORD_LIMIT - FOOTER_RESERVE, max(platform.edit_interval_s, EDIT_GAP_S))
         self._platform = platform
         self._thread_id = thread_id
         self._messages: list[discord.Message] = []
         self._sent: list[str] = []
 
-    async def flush(self, *, final: bool, footer: str | None) -> None:
+    async def flush(self, *, final: bool, footer: str | None) -> bool:
         thread = await self._platform.channel(self._thread_id)
         shown = self.splitter.messages()
         for index, text in enumerate(shown):
@@ -59,8 +74,12 @@ class DiscordReply(PacedReply):
                 self._messages.append(await thread.send(content, allowed_mentions=QUIET))
                 self._sent.append(content)
             elif content != self._sent[index]:
+                interim = not final and index == len(shown) - 1
+                if interim and not self._platform.take_interim_edit():
+                    return False  # the bot's request budget is busy: next time
                 await self._messages[index].edit(content=content, allowed_mentions=QUIET)
                 self._sent[index] = content
+        return True
 
 
 # Discord refuses to edit the counter: too many edits of an hour-old message (its clock and
@@ -132,6 +151,15 @@ class DiscordPlatform:
         self.edit_interval_s = edit_interval_s
         self.wall_clock = wall_clock
         self._counters: dict[str, _Counter] = {}
+        self._interim_at = 0.0  # when the next interim reply edit is free (GCRA, monotonic)
+
+    def take_interim_edit(self) -> bool:
+        """A slot of the process-wide budget for interim reply edits, if one is free now."""
+        now, gap = time.monotonic(), 1.0 / INTERIM_EDITS_PER_S
+        if self._interim_at - now > INTERIM_EDITS_PER_S * gap:  # a second's burst at most
+            return False
+        self._interim_at = max(self._interim_at, now) + gap
+        return True
 
     async def channel(self, channel_id: int) -> Any:
         """A cached channel or thread, fetched when the cache doesn't have it."""
@@ -301,6 +329,11 @@ class DiscordPlatform:
             if c.editor is not None and not c.editor.done()
         ]:
             await asyncio.wait(editors)
+
+    @property
+    def queued_updates(self) -> int:
+        """Counters with an edit waiting for its turn (the latest state each; metrics)."""
+        return sum(c.pending is not None for c in self._counters.values())
 
     async def _stop_editor(self, state: _Counter) -> None:
         state.pending = None

@@ -4,15 +4,19 @@ Retries (429, 408, 409, 5xx, connection errors and timeouts) are the openai SDK'
 happen only before the response stream opens, honouring ``Retry-After`` / ``retry-after-ms``
 (up to 2 minutes; a longer one is not retried at all). A stream that breaks mid-way is never
 retried, since the tokens already generated are billed: the partial text is returned with an
-error and ``usage=None``.
+error and ``usage=None``. ``on_latency`` (the bot's metrics) is told, for every call whose stream
+opened, the seconds to the first text (None: none came) and to the end of the stream.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
-from typing import Literal, cast
+import time
+from collections.abc import Callable
+from typing import Any, Final, Literal, cast
 
 from openai import (
     APIConnectionError,
@@ -24,7 +28,7 @@ from openai import (
     Timeout,
     omit,
 )
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from core.ports import ChatRequest, ChatResult, OnDelta, Usage
 
@@ -32,6 +36,34 @@ log = logging.getLogger(__name__)
 
 TokenLimitParam = Literal["max_completion_tokens", "max_tokens"]
 TOKEN_LIMIT_PARAMS: tuple[TokenLimitParam, ...] = ("max_completion_tokens", "max_tokens")
+LatencyObserver = Callable[[float | None, float], None]  # (to the first text, to the end)
+
+DONE: Final[dict[str, Any]] = {}
+"""What :func:`_parse_event` returns for ``data: [DONE]``, the end of the stream."""
+
+
+class StreamError(OpenAIError):
+    """The server sent an error in the middle of the stream (an ``error`` event)."""
+
+
+def _parse_event(line: str) -> dict[str, Any] | None:
+    """One line of the server-sent event stream: a chunk, :data:`DONE`, or None (blank
+    lines, comments, ``event:`` and other fields). Errors in the stream raise, as the SDK's
+    own stream does."""
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if data.startswith("[DONE]"):
+        return DONE
+    chunk = json.loads(data)
+    if not isinstance(chunk, dict):
+        raise StreamError(f"unexpected stream data: {data[:80]}")
+    if chunk.get("error"):
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        raise StreamError(f"error in the stream: {message}")
+    return chunk
+
 
 PLACEHOLDER_API_KEY = "no-key-set"
 """Sent to an OpenAI-compatible server when no key is configured (local servers ignore it)."""
@@ -103,6 +135,7 @@ class OpenAIChatModel:
         client: AsyncOpenAI,
         *,
         token_limit_param: TokenLimitParam = "max_completion_tokens",
+        on_latency: LatencyObserver | None = None,
     ) -> None:
         """Use ``client`` (its ``timeout`` and ``max_retries`` apply to every call).
 
@@ -115,6 +148,7 @@ class OpenAIChatModel:
             )
         self._client = client
         self._token_limit_param: TokenLimitParam = token_limit_param
+        self._on_latency = on_latency
 
     @classmethod
     def from_settings(
@@ -125,6 +159,7 @@ class OpenAIChatModel:
         timeout_s: float = 60.0,
         max_retries: int = 3,
         token_limit_param: str = "max_completion_tokens",
+        on_latency: LatencyObserver | None = None,
     ) -> OpenAIChatModel:
         """Build the client. ``None`` falls back to ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``.
 
@@ -151,7 +186,7 @@ class OpenAIChatModel:
             timeout=Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             max_retries=max_retries,
         )
-        return cls(client, token_limit_param=token_limit_param)
+        return cls(client, token_limit_param=token_limit_param, on_latency=on_latency)
 
     @property
     def client(self) -> AsyncOpenAI:
@@ -169,8 +204,13 @@ class OpenAIChatModel:
         """
         limit = request.max_completion_tokens
         messages = cast("list[ChatCompletionMessageParam]", [dict(m) for m in request.messages])
+        started = time.monotonic()
+        first_text: float | None = None
         try:
-            stream = await self._client.chat.completions.create(
+            # The raw response: the SDK still sends, retries and raises for error statuses,
+            # but each chunk is read with json.loads instead of being validated into its
+            # pydantic model (about a third of a busy bot's CPU went there).
+            opened = self._client.chat.completions.with_streaming_response.create(
                 model=request.model,
                 messages=messages,
                 stream=True,
@@ -181,6 +221,7 @@ class OpenAIChatModel:
                 ),
                 max_tokens=limit if self._token_limit_param == "max_tokens" else omit,
             )
+            response = await opened.__aenter__()
         except Exception as exc:  # the SDK raises OpenAIError subclasses; be total anyway
             self._log_failure("request failed", request.model, exc)
             return ChatResult(text="", usage=None, error=_request_failed_message(exc))
@@ -189,10 +230,11 @@ class OpenAIChatModel:
         usage: Usage | None = None
         finish_reason: str | None = None
         error: str | None = None
+        lines = response.iter_lines()
         try:
             while True:
                 try:
-                    chunk: ChatCompletionChunk = await anext(stream)
+                    chunk = _parse_event(await anext(lines))
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
@@ -200,25 +242,34 @@ class OpenAIChatModel:
                     usage = None
                     error = MSG_CUT_OFF if parts else MSG_CUT_OFF_EMPTY
                     break
-                if chunk.usage is not None:
+                if chunk is None:
+                    continue
+                if chunk is DONE:
+                    break
+                reported = chunk.get("usage")
+                if reported:
                     usage = Usage(
-                        prompt_tokens=chunk.usage.prompt_tokens,
-                        completion_tokens=chunk.usage.completion_tokens,
+                        prompt_tokens=int(reported["prompt_tokens"]),
+                        completion_tokens=int(reported["completion_tokens"]),
                     )
-                for choice in chunk.choices:
-                    if choice.index != 0:
+                for choice in chunk.get("choices") or ():
+                    if choice.get("index", 0) != 0:
                         continue
-                    if choice.finish_reason is not None:
-                        finish_reason = choice.finish_reason
-                    content = choice.delta.content
+                    if choice.get("finish_reason") is not None:
+                        finish_reason = str(choice["finish_reason"])
+                    content = (choice.get("delta") or {}).get("content")
                     if content:
+                        if first_text is None:
+                            first_text = time.monotonic() - started
                         parts.append(content)
                         await on_delta(content)
         finally:
             try:
-                await stream.close()
+                await opened.__aexit__(None, None, None)
             except Exception:  # closing a broken connection must not mask the result
                 log.debug("closing the OpenAI stream failed", exc_info=True)
+            if self._on_latency is not None:
+                self._on_latency(first_text, time.monotonic() - started)
 
         return ChatResult(
             text="".join(parts),

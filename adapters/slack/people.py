@@ -22,9 +22,10 @@ ADMIN_CACHE_S = 600.0
 # users.info runs before the request is acknowledged (Slack wants that within 3 s): a slow
 # answer counts as "not an admin" this once (not cached), rather than a failed command.
 ADMIN_LOOKUP_S = 1.5
-# The workspace (its settings: interviewers, channels) is read before the acknowledgement
-# too; a few seconds of caching keep that off the database on busy minutes. Changes made in
-# this process show at once; another process's within this many seconds.
+# The workspace (its settings: interviewers, channels) is needed before the acknowledgement
+# too. Once read it is served from memory, and re-read in the background when older than
+# this: the acknowledgement never waits for the database (a busy pool made it wait up to
+# its 30 s timeout), and another process's changes show within about this many seconds.
 WORKSPACE_CACHE_S = 10.0
 
 
@@ -47,6 +48,7 @@ class People:
         self._monotonic = monotonic
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
         self._workspaces: dict[str, tuple[float, Workspace]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     def serves(self, team_id: str) -> bool:
         """Whether ``team_id`` is the workspace of this bot's token (``auth.test``; any team
@@ -55,12 +57,27 @@ class People:
         return own is None or team_id == own
 
     async def workspace(self, team_id: str) -> Workspace:
+        """From memory once read (re-read in the background when stale); the first time
+        from the database."""
         cached = self._workspaces.get(team_id)
-        if cached and cached[0] > self._monotonic():
-            return cached[1]
+        if cached is None:
+            await self._read_workspace(team_id)
+            return self._workspaces[team_id][1]
+        if cached[0] <= self._monotonic() and team_id not in self._refreshing:
+            task = asyncio.create_task(self._refresh_workspace(team_id))
+            self._refreshing[team_id] = task
+            task.add_done_callback(lambda _: self._refreshing.pop(team_id, None))
+        return cached[1]
+
+    async def _read_workspace(self, team_id: str) -> None:
         workspace = await self._queries.workspace("slack", team_id)
         self._workspaces[team_id] = (self._monotonic() + WORKSPACE_CACHE_S, workspace)
-        return workspace
+
+    async def _refresh_workspace(self, team_id: str) -> None:
+        try:
+            await self._read_workspace(team_id)
+        except Exception:  # the cached one stays; the next request tries again
+            log.warning("could not re-read Slack workspace %s", team_id, exc_info=True)
 
     async def actor(self, workspace: Workspace, user_id: str) -> Actor:
         """SLACK_INTERVIEWERS, the configured list, workspace admins and owners."""

@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from adapters.paced_reply import PacedReply
 from adapters.slack.blocks import (
-    Block,
     control_blocks,
     counter_blocks,
     counter_summary,
@@ -39,6 +38,9 @@ SLACK_TEXT_LIMIT = 3000
 REFRESH_S = 60.0
 FINAL_REFRESH_S = 15.0
 FINAL_STRETCH_S = 300
+# A streaming reply appends at most every 2 s: the workspace's 90 appends a minute keep 3
+# replies at that pace; more replies share them (an append waits while none is free).
+APPEND_GAP_S = 2.0
 # The challenge an interview runs (None if it can't be found any more).
 ChallengeOf = Callable[[Interview], Awaitable[Challenge | None]]
 # Errors that mean this workspace or token can't stream at all: use chat.update from now on.
@@ -62,7 +64,7 @@ class SlackReply(PacedReply):
         recipient_user_id: str,
         recipient_team_id: str | None,
     ) -> None:
-        super().__init__(SLACK_TEXT_LIMIT, platform.flush_interval_s)
+        super().__init__(SLACK_TEXT_LIMIT, max(platform.flush_interval_s, APPEND_GAP_S))
         self._platform = platform
         self._outbox = platform.outbox
         self._channel = channel
@@ -81,11 +83,10 @@ class SlackReply(PacedReply):
         count towards a message's length, so no message grows past Slack's limit)."""
         await super().append(escape(delta))
 
-    async def flush(self, *, final: bool, footer: str | None) -> None:
+    async def flush(self, *, final: bool, footer: str | None) -> bool:
         if self._streaming:
             try:
-                await self._flush_stream(final, footer)
-                return
+                return await self._flush_stream(final, footer)
             except SlackApiError as exc:
                 error = str(exc.response.get("error", ""))
                 if error in STREAMING_UNAVAILABLE:
@@ -93,12 +94,21 @@ class SlackReply(PacedReply):
                 log.info("Slack streaming unavailable (%s); falling back to chat.update", error)
                 self._streaming = False
         await self._flush_updates(final, footer)
+        return True
 
-    async def _flush_stream(self, final: bool, footer: str | None) -> None:
+    async def _flush_stream(self, final: bool, footer: str | None) -> bool:
+        """The first words start a stream at once; later text is appended only when the
+        workspace's ``chat.appendStream`` budget has a slot free now (all replies share it),
+        else it waits for the next flush; the end goes with ``chat.stopStream`` (the rest of
+        the text and the footer in one call)."""
+        if not final:
+            self.splitter.commit_tail()  # the unfinished line too: a stream can't take back
         segments = list(self.splitter.segments)  # committed text only: it never changes
+        everything = True
         for index, text in enumerate(segments):
             if not text and not final:
                 continue
+            stop = (index < len(segments) - 1 or final) and index not in self._stopped
             if index == len(self._ts):
                 response = await self._outbox.call(
                     "chat.startStream",
@@ -108,24 +118,29 @@ class SlackReply(PacedReply):
                     **self._recipient,
                 )
                 self._ts.append(str(response["ts"]))
-                self._sent.append(text or "…")
-            elif text != self._sent[index]:
-                await self._outbox.call(
+                self._sent.append(text)
+            rest = text[len(self._sent[index]) :]
+            if rest and not stop:
+                appended = await self._outbox.try_call(
                     "chat.appendStream",
                     channel=self._channel,
                     ts=self._ts[index],
-                    markdown_text=text[len(self._sent[index]) :],
+                    markdown_text=rest,
                 )
-                self._sent[index] = text
-            is_last = index == len(segments) - 1
-            if (not is_last or final) and index not in self._stopped:
-                extra: dict[str, Any] = {}
-                if is_last and footer:
+                if appended is None:
+                    everything = False
+                else:
+                    self._sent[index] = text
+            if stop:
+                extra: dict[str, Any] = {"markdown_text": rest} if rest else {}
+                if index == len(segments) - 1 and footer:
                     extra["blocks"] = [{"type": "context", "elements": [_mrkdwn(footer)]}]
                 await self._outbox.call(
                     "chat.stopStream", channel=self._channel, ts=self._ts[index], **extra
                 )
+                self._sent[index] = text
                 self._stopped.add(index)
+        return everything
 
     async def _flush_updates(self, final: bool, footer: str | None) -> None:
         shown = self.splitter.messages()
@@ -182,8 +197,10 @@ class SlackPlatform:
         team_id: str | None = None,
         streaming: bool = True,
         flush_interval_s: float = 1.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.outbox = outbox
+        self.clock = clock  # the engine's: the moment a queued counter is drawn
         self.challenge_of = challenge_of
         self.controls = tuple(controls)
         self.team_id = team_id
@@ -204,8 +221,9 @@ class SlackPlatform:
     def counter_refresh_s(self, view: CounterView) -> float | None:
         """Every minute, every 15 s in the last five minutes; only while the clock runs.
 
-        Each redraw is a ``chat.update`` from the workspace's Tier-3 budget (about 45 a
-        minute for all interviews together); the outbox coalesces them per message.
+        Each redraw is a ``chat.update`` from the workspace's Tier-3 budget (49 a minute for
+        all interviews together); the outbox keeps one per message and takes them in turn,
+        so with more than 49 interviews each counter is redrawn every N / 49 minutes.
         """
         if view.status is not Status.ACTIVE:
             return None
@@ -233,29 +251,40 @@ class SlackPlatform:
         interview.platform_data = {"channel": channel, "thread_ts": ts}
         self._shown[interview.id] = _essentials(view)
 
-    async def _root_blocks(self, interview: Interview, view: CounterView) -> list[Block]:
+    async def _challenge(self, interview: Interview) -> Challenge | None:
         try:
-            challenge = await self.challenge_of(interview)
+            return await self.challenge_of(interview)
         except Exception:
             log.warning("could not read the challenge of interview %s", interview.id, exc_info=True)
-            challenge = None
+            return None
+
+    def _root_message(self, challenge: Challenge | None, view: CounterView) -> dict[str, Any]:
+        """The root message's text and blocks (without the challenge if it can't be read)."""
         if challenge is None:
-            return [*counter_blocks(view), *control_blocks(view, self.controls)]
-        return root_blocks(challenge, view, self.controls)
+            blocks = [*counter_blocks(view), *control_blocks(view, self.controls)]
+        else:
+            blocks = root_blocks(challenge, view, self.controls)
+        return {"text": counter_summary(view), "blocks": blocks}
 
     async def show_counter(self, interview: Interview, view: CounterView) -> None:
-        """Queue the redraw; urgent (ahead of routine edits) when more than the passing time
-        changed: tokens, status, limits, warnings. Time-only redraws (the ticks) wait."""
+        """Queue the redraw, drawn when its slot comes (with the time left then).
+
+        Urgent (ahead of the round of routine redraws) when the status or a limit changed:
+        what an interviewer's click (start, pause, resume, extend, end) must show at once.
+        New token totals and warning levels wait their turn in the round like the passing
+        time: each warning is posted in the thread when it is due (``post_notice``, a budget
+        of its own), and each reply's footer shows the tokens left.
+        """
         channel, ts = self._where(interview)
         essentials = _essentials(view)
         urgent = self._shown.get(interview.id) != essentials
         self._shown[interview.id] = essentials
+        challenge = await self._challenge(interview)
         self.outbox.update(
             channel,
             ts,
             urgent=urgent,
-            text=counter_summary(view),
-            blocks=await self._root_blocks(interview, view),
+            render=lambda: self._root_message(challenge, view.at(self.clock())),
         )
 
     async def post_notice(self, interview: Interview, text: str) -> None:
@@ -270,11 +299,7 @@ class SlackPlatform:
         channel, ts = self._where(interview)
         self._shown.pop(interview.id, None)
         final = self.outbox.update(
-            channel,
-            ts,
-            urgent=True,
-            text=counter_summary(view),
-            blocks=await self._root_blocks(interview, view),
+            channel, ts, urgent=True, **self._root_message(await self._challenge(interview), view)
         )
         await self.outbox.post(channel=channel, thread_ts=ts, text=f"🏁 {note}")
         with contextlib.suppress(Exception):
@@ -364,12 +389,5 @@ def room_key(channel: str, thread_ts: str) -> str:
 
 
 def _essentials(view: CounterView) -> tuple[object, ...]:
-    """What a counter shows apart from the time ticking away."""
-    return (
-        view.status,
-        view.tokens_used,
-        view.token_budget,
-        view.allowed_seconds,
-        view.warning_level,
-        view.messages_left,
-    )
+    """What makes a redraw urgent: the status and the limits."""
+    return (view.status, view.token_budget, view.allowed_seconds)

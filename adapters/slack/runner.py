@@ -121,6 +121,7 @@ class SlackAdapter:
             self._challenge_of,
             controls(service.config),
             flush_interval_s=flush_interval_s,
+            clock=service.ctx.clock.now,
         )
         self.people = People(service.queries, self.outbox, config.interviewers)
         self._socket: AsyncSocketModeHandler | None = None

@@ -397,6 +397,9 @@ class FakeInteraction:
     response_type: int | None = None
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
+    # When the bot's first callback request arrived (on the fake's clock, before the fake's
+    # ``latency`` and before any check): dispatched_at -> callback_at is the bot's ack time.
+    callback_at: float | None = None
 
 
 @dataclass
@@ -1038,6 +1041,8 @@ class FakeDiscord(LocalServer):
             call.json = body
             route, params = self._match(request.method, path)
             call.route = f"{route.method} {route.template}"
+            if route.handler == "_callback":
+                self._note_callback(params["interaction_id"], call.at)
             if route.auth and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise ApiError(401, 0, "401: Unauthorized")
             rl_headers = self._take(call.route, params, route.auth)
@@ -1064,6 +1069,11 @@ class FakeDiscord(LocalServer):
         call.status = response.status
         self._notify()
         return response
+
+    def _note_callback(self, raw_id: str, at: float) -> None:
+        inter = self.interactions.get(int(raw_id)) if raw_id.isdigit() else None
+        if inter is not None and inter.callback_at is None:
+            inter.callback_at = at
 
     async def _read_body(self, request: web.Request) -> tuple[Any, list[dict[str, Any]]]:
         if not request.can_read_body:
