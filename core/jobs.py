@@ -53,6 +53,9 @@ class JobRunner:
         self._active: set[tuple[str, int]] = set()  # (key, revision) of the jobs running here
         self._idle = asyncio.Event()  # set while none is running
         self._idle.set()
+        self._sweeps = 0  # run_due calls under way, whoever called (the alarm, a sweep)
+        self._quiet = asyncio.Event()  # set while no call claims or runs anything here
+        self._quiet.set()
 
     def on(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -73,15 +76,22 @@ class JobRunner:
         """Claim and run every job due now; returns how many ran."""
         if self.stopping:
             return 0
-        jobs = await self._claim(BATCH)
-        if jobs:
-            # The alarm first: a job due while this batch runs (a warning tick two seconds
-            # away, behind a closing interview that waits for its final counter) must not
-            # wait for the whole batch.
+        self._sweeps += 1
+        self._quiet.clear()
+        try:
+            jobs = await self._claim(BATCH)
+            if jobs:
+                # The alarm first: a job due while this batch runs (a warning tick two
+                # seconds away, behind a closing interview that waits for its final counter)
+                # must not wait for the whole batch.
+                await self._rearm()
+                await asyncio.gather(*(self._run(job) for job in jobs))
             await self._rearm()
-            await asyncio.gather(*(self._run(job) for job in jobs))
-        await self._rearm()
-        return len(jobs)
+            return len(jobs)
+        finally:
+            self._sweeps -= 1
+            if not self._sweeps:
+                self._quiet.set()
 
     async def run_now(self, key: str) -> bool:
         """Run the job with this key now if it is due and nobody holds it (exactly once)."""
@@ -157,12 +167,14 @@ class JobRunner:
 
     @property
     def busy(self) -> bool:
-        return bool(self._running)
+        return bool(self._running or self._sweeps)
 
     async def settle(self) -> None:
-        """Wait for background runs to finish (tests)."""
-        while self._running:
+        """Wait for background runs and every ``run_due`` under way (the scheduler's rings
+        included) to finish (tests)."""
+        while self.busy:
             await asyncio.gather(*list(self._running), return_exceptions=True)
+            await self._quiet.wait()
 
     async def stop(self, timeout_s: float) -> None:
         """Shutdown: claim nothing more, give the jobs under way ``timeout_s`` to finish,
