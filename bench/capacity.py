@@ -52,7 +52,7 @@ import aiohttp
 
 from bench.fakes.discord_server import FakeDiscord, Perm
 from bench.fakes.openai_server import FakeOpenAI, StreamTimes
-from bench.fakes.processes import BotProcess, free_port
+from bench.fakes.processes import BotProcess
 from bench.harness import (
     Distribution,
     add_database_flags,
@@ -63,7 +63,7 @@ from bench.harness import (
     realistic_openai,
     rss_mb,
     scrape,
-    until,
+    start_bot,
 )
 from core.tokens import TokenCounter
 
@@ -129,31 +129,11 @@ async def start_pinned_bot(
 ) -> tuple[BotProcess, int]:
     """``python -m bot run`` on ``bot_core`` (the child inherits the affinity at fork);
     returns the process and its metrics port once ``/healthz`` answers 200."""
-    http_port, metrics_port = free_port(), free_port()
     pin(bot_core)
     try:
-        bot = await BotProcess.start(
-            folder,
-            "run",
-            HTTP_PORT=str(http_port),
-            METRICS_PORT=str(metrics_port),
-            LOG_LEVEL="WARNING",
-            **env,
-        )
+        bot, _, metrics_port = await start_bot(folder, **env)
     finally:
         pin(load_core)
-    async with aiohttp.ClientSession() as http:
-
-        async def healthy() -> bool:
-            if bot.returncode is not None:
-                raise RuntimeError(f"the bot exited {bot.returncode}:\n{bot.output}")
-            try:
-                async with http.get(f"http://127.0.0.1:{http_port}/healthz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await until(healthy, limit_s=90, every_s=0.1)
     return bot, metrics_port
 
 

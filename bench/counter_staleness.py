@@ -68,7 +68,7 @@ import tempfile
 import time
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,8 +93,8 @@ from bench.harness import (
     start_bot,
     until,
 )
-from core.models import Interview
 from storage import create_uow_factory
+from storage.uow import UnitOfWorkFactory
 
 INTERVIEWER = "UINTVW001"
 SLACK_TIER_3 = 50.0  # chat.update a minute per workspace (the fake's default limit)
@@ -292,21 +292,12 @@ async def slack_measure(
 ) -> None:
     offset = time.time() - time.monotonic()
     begun = time.monotonic()
-    starts = []
-    for room, (_, minutes, tokens) in zip(rooms, layout, strict=True):
-        starts.append(asyncio.create_task(run.start(room, minutes, tokens)))
-        await asyncio.sleep(args.start_every)
-    await asyncio.gather(*starts)
+    await start_paced(rooms, layout, run.start, args.start_every)
     setup_end = time.monotonic()
     setup_429 = len(slack.rate_limited)
     db = create_uow_factory(url)
     try:
-        async with db() as uow:
-            stored = {i.candidate_id: i for i in await uow.interviews.list_open()}
-        for room in rooms:
-            fill(room, stored[room.candidate], offset)
-            room.channel = str(stored[room.candidate].platform_data["channel"])
-            room.root = str(stored[room.candidate].platform_data["thread_ts"])
+        await read_rooms(db, rooms, offset, "channel", "thread_ts")
         stop_at = setup_end + args.minutes * 60
         talkers = [
             run.chat(r, args.think if r.kind == "chatter" else args.warner_think, stop_at)
@@ -315,11 +306,7 @@ async def slack_measure(
         ]
         await asyncio.gather(*talkers, asyncio.sleep(max(0.0, stop_at - time.monotonic())))
         end = time.monotonic()
-        async with db() as uow:
-            for room in rooms:
-                found = await uow.interviews.get(room.interview_id)
-                if found is not None and found.ended_at is not None:
-                    room.ended = mono(found.ended_at, offset)
+        await read_ends(db, rooms, offset)
     finally:
         await db.close()
     print(f"setup: {len(rooms)} interviews started in {setup_end - begun:.0f} s")
@@ -334,11 +321,43 @@ async def stop(bot: Any) -> None:
         await bot.kill()
 
 
-def fill(room: Room, interview: Interview, offset: float) -> None:
-    assert interview.started_at is not None
-    room.interview_id = interview.id
-    room.started = mono(interview.started_at, offset)
-    room.allowed_s = interview.allowed_time_s
+async def start_paced(
+    rooms: list[Room],
+    layout: list[tuple[str, int, int]],
+    start: Callable[[Room, int, int], Coroutine[Any, Any, None]],
+    every_s: float,
+) -> None:
+    """Start one interview every ``every_s`` seconds; return when all have started."""
+    starts = []
+    for room, (_, minutes, tokens) in zip(rooms, layout, strict=True):
+        starts.append(asyncio.create_task(start(room, minutes, tokens)))
+        await asyncio.sleep(every_s)
+    await asyncio.gather(*starts)
+
+
+async def read_rooms(
+    db: UnitOfWorkFactory, rooms: list[Room], offset: float, channel_key: str, root_key: str
+) -> None:
+    """Fill each room from its stored interview (found by candidate)."""
+    async with db() as uow:
+        stored = {i.candidate_id: i for i in await uow.interviews.list_open()}
+    for room in rooms:
+        interview = stored[room.candidate]
+        assert interview.started_at is not None
+        room.interview_id = interview.id
+        room.started = mono(interview.started_at, offset)
+        room.allowed_s = interview.allowed_time_s
+        room.channel = str(interview.platform_data[channel_key])
+        room.root = str(interview.platform_data[root_key])
+
+
+async def read_ends(db: UnitOfWorkFactory, rooms: list[Room], offset: float) -> None:
+    """When each room's interview ended, if it did."""
+    async with db() as uow:
+        for room in rooms:
+            found = await uow.interviews.get(room.interview_id)
+            if found is not None and found.ended_at is not None:
+                room.ended = mono(found.ended_at, offset)
 
 
 def slack_report(
@@ -564,21 +583,12 @@ async def discord_measure(
         )
 
     begun = time.monotonic()
-    starts = []
-    for room, (_, minutes, tokens) in zip(rooms, layout, strict=True):
-        starts.append(asyncio.create_task(start(room, minutes, tokens)))
-        await asyncio.sleep(args.discord_start_every)
-    await asyncio.gather(*starts)
+    await start_paced(rooms, layout, start, args.discord_start_every)
     setup_end = time.monotonic()
     setup_429 = discord.rate_limited
     db = create_uow_factory(url)
     try:
-        async with db() as uow:
-            stored = {i.candidate_id: i for i in await uow.interviews.list_open()}
-        for room in rooms:
-            fill(room, stored[room.candidate], offset)
-            room.channel = str(stored[room.candidate].platform_data["thread"])
-            room.root = str(stored[room.candidate].platform_data["counter_message"])
+        await read_rooms(db, rooms, offset, "thread", "counter_message")
         stop_at = setup_end + args.discord_minutes * 60
 
         async def chat(room: Room, think_s: float) -> None:
@@ -612,11 +622,7 @@ async def discord_measure(
         await asyncio.gather(*talkers, asyncio.sleep(max(0.0, stop_at - time.monotonic())))
         end = time.monotonic()
         await asyncio.sleep(2)  # let edits due at the end land
-        async with db() as uow:
-            for room in rooms:
-                found = await uow.interviews.get(room.interview_id)
-                if found is not None and found.ended_at is not None:
-                    room.ended = mono(found.ended_at, offset)
+        await read_ends(db, rooms, offset)
     finally:
         await db.close()
     print(f"setup: {len(rooms)} interviews started in {setup_end - begun:.0f} s")

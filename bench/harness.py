@@ -122,8 +122,8 @@ def realistic_discord(**kwargs: object) -> FakeDiscord:
 
 
 async def start_bot(cwd: Path, **env: str) -> tuple[BotProcess, int, int]:
-    """``python -m bot run`` with ``env``; waits until ready. Returns the process, its HTTP
-    port and its metrics port."""
+    """``python -m bot run`` with ``env``; waits until ready (90 s at the most: a loaded
+    machine starts slowly). Returns the process, its HTTP port and its metrics port."""
     http_port, metrics_port = free_port(), free_port()
     bot = await BotProcess.start(
         cwd,
@@ -144,7 +144,7 @@ async def start_bot(cwd: Path, **env: str) -> tuple[BotProcess, int, int]:
             except aiohttp.ClientError:
                 return False
 
-        await until(healthy, limit_s=60, every_s=0.1)
+        await until(healthy, limit_s=90, every_s=0.1)
     return bot, http_port, metrics_port
 
 

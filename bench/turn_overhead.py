@@ -31,10 +31,10 @@ import asyncio
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -58,6 +58,7 @@ from bench.harness import (
     until,
 )
 
+R = TypeVar("R")  # a platform's room
 INTERVIEWER = "UBENCHIVW"
 REPLY_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
 BOT_ENV = {"LLM_MAX_RETRIES": "0", "CANDIDATE_MESSAGES_PER_MINUTE": "120"}
@@ -374,19 +375,29 @@ async def settle(idle: Callable[[], int], quiet_s: float = 0.3) -> None:
             last, calm_since = now, time.monotonic()
 
 
+async def drive(
+    args: argparse.Namespace,
+    open_room: Callable[[int], Awaitable[R]],
+    turn: Callable[[R, str], Awaitable[Turn]],
+    calls: Callable[[], int],
+) -> list[Turn]:
+    """Open the interviews, warm up, then one turn at a time, round robin, each after the
+    platform calls of the one before have settled."""
+    rooms = [await open_room(i) for i in range(args.interviews)]
+    await turn(rooms[0], "warm-up")
+    turns: list[Turn] = []
+    for n in range(args.turns):
+        for room in rooms:
+            await settle(calls)
+            turns.append(await turn(room, f"question {n}: how would you start?"))
+    return turns
+
+
 async def run_slack(args: argparse.Namespace, folder: Path, database_url: str) -> list[Turn]:
     async with realistic_slack() as slack, realistic_openai() as openai:
         world, http = await slack_world(folder, database_url, slack, openai)
         try:
-            for i in range(args.interviews):
-                await world.open(i)
-            await world.turn(world.rooms[0], "warm-up")
-            turns: list[Turn] = []
-            for n in range(args.turns):
-                for room in world.rooms:
-                    await settle(lambda: len(slack.calls))
-                    turns.append(await world.turn(room, f"question {n}: how would you start?"))
-            return turns
+            return await drive(args, world.open, world.turn, lambda: len(slack.calls))
         finally:
             await http.close()
             await world.bot.kill()
@@ -396,15 +407,7 @@ async def run_discord(args: argparse.Namespace, folder: Path, database_url: str)
     async with realistic_discord() as discord, realistic_openai() as openai:
         world = await discord_world(folder, database_url, discord, openai)
         try:
-            for i in range(args.interviews):
-                await world.open(i)
-            await world.turn(world.rooms[0], "warm-up")
-            turns: list[Turn] = []
-            for n in range(args.turns):
-                for room in world.rooms:
-                    await settle(lambda: len(discord.calls))
-                    turns.append(await world.turn(room, f"question {n}: how would you start?"))
-            return turns
+            return await drive(args, world.open, world.turn, lambda: len(discord.calls))
         finally:
             await world.bot.kill()
 

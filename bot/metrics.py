@@ -50,6 +50,14 @@ LLM_STREAM = Histogram(
     "Seconds from sending a chat request to the end of its streamed reply",
     buckets=(0.5, 1, 2, 5, 10, 20, 40, 80, 160),
 )
+EVENT_LOOP_LAG = Histogram(
+    "interview_buddy_event_loop_lag_seconds",
+    "How late a task sleeping on the event loop woke up (bot.loop_lag): what any task waited",
+    buckets=(
+        0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
+        0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ),
+)  # fmt: skip
 
 
 def watch_llm_circuit(is_open: Callable[[], bool]) -> None:
@@ -95,13 +103,3 @@ class PrometheusMetrics:
 
     def job_started(self, kind: str, lag_s: float) -> None:
         JOB_LAG.labels(kind).observe(lag_s)
-
-
-EVENT_LOOP_LAG = Histogram(
-    "interview_buddy_event_loop_lag_seconds",
-    "How late a task sleeping on the event loop woke up (bot.loop_lag): what any task waited",
-    buckets=(
-        0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
-        0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
-    ),
-)  # fmt: skip
