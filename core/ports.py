@@ -518,6 +518,10 @@ class RateLimiter(Protocol):
         never waits. False: the budget is used up for now, and nothing was taken."""
         ...
 
+    async def give_back(self, key: str, per_second: float) -> None:
+        """Return a slot of ``key`` taken by :meth:`try_acquire` and not used."""
+        ...
+
 
 class Alarm(Protocol):
     """Wakes the job runner at a moment (APScheduler in production, the clock in tests)."""

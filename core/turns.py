@@ -14,18 +14,29 @@ never charge a second time.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from core import texts
 from core.budget import Charge, charge, completion_cap, exhausted
 from core.challenges import find_challenge, system_prompt_for
 from core.context import Context
+from core.errors import NotFound
 from core.intake import Refusal, check_message, clean_message, stored_content
 from core.models import Challenge, EndReason, Interview, Job, Status, Turn, TurnStatus
 from core.outage import track_outage
-from core.ports import ChatMessage, ChatRequest, ChatResult, OnDelta, ReplyWriter
+from core.ports import (
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    OnDelta,
+    ReplyWriter,
+    UnitOfWork,
+)
+from core.rooms import Rooms
 from core.tokens import TokenCounter
 from core.upkeep import Upkeep
 
@@ -46,6 +57,40 @@ def lease_key(interview_id: str) -> str:
     return f"interview:{interview_id}"
 
 
+class Step(enum.Enum):
+    """What a claim decided for the next open turn."""
+
+    ANSWER = "answer"  # reserved and streaming: call the model
+    NEEDS_SLOT = "needs slot"  # answerable once a model call's slot is taken
+    CHANGED = "changed"  # the budget changed between the read and the reservation
+    TIME_UP = "time up"  # the interview is past its deadline: end it first
+    NOT_RUNNING = "not running"  # stored unanswered
+    NO_ROOM = "no room"  # the prompt leaves no room for a reply: stored refused
+    TAKE_OVER = "take over"  # left streaming by a process that died (or no turn at all)
+    ELSEWHERE = "elsewhere"  # another process holds the lease
+
+
+@dataclass
+class Intake:
+    """A candidate's new turn, stored by the drain's first claim."""
+
+    turn: Turn
+    added: bool | None = None  # None: not stored (yet); False: a duplicate
+
+
+@dataclass
+class Claim:
+    """The next open turn of an interview whose lease this process holds, and its fate."""
+
+    turn: Turn | None  # None: nothing open
+    step: Step
+    interview: Interview | None = None
+    challenge: Challenge | None = None
+    counter: TokenCounter | None = None
+    history: list[ChatMessage] = field(default_factory=list)
+    messages: list[ChatMessage] = field(default_factory=list)
+
+
 class Turns:
     def __init__(self, ctx: Context, upkeep: Upkeep) -> None:
         self.ctx = ctx
@@ -54,6 +99,8 @@ class Turns:
         self._background: set[asyncio.Task[None]] = set()
         self._answering: set[asyncio.Task[object]] = set()  # tasks holding a lease
         self.stopping = False  # shutting down: no new turn is started
+        self._rooms = Rooms(ctx.uow, ctx.clock)
+        self._stored_meanwhile: set[str] = set()  # interviews with a turn stored mid-drain
         ctx.jobs.on(ANSWER, self._on_answer)
 
     # ------------------------------------------------------------------ messages in
@@ -72,14 +119,13 @@ class Turns:
 
         ``attachments``: how many files came with it (files never go to the model). The text
         is cleaned of control and invisible characters first. A message over the
-        candidate's rate limit, empty, nothing but files, or longer than
-        ``max_message_chars`` is stored ``refused`` with why, the candidate is told, and
-        nothing is charged. Idempotent: a redelivered ``message_id`` (any process) is stored
-        once, answered once.
+        candidate's rate limit or the workspace's model calls, empty, nothing but files, or
+        longer than ``max_message_chars`` is stored ``refused`` with why, the candidate is
+        told, and nothing is charged. Idempotent: a redelivered ``message_id`` (any process)
+        is stored once, answered once.
         """
         ctx = self.ctx
-        async with ctx.uow() as uow:
-            interview = await uow.interviews.find_by_room(platform, room_key)
+        interview = await self._rooms.find(platform, room_key)
         if interview is None or author_id != interview.candidate_id:
             return None
         content = clean_message(text)
@@ -91,66 +137,127 @@ class Turns:
             created_at=ctx.clock.now(),
         )
         # Every message counts, whatever the interview's state: each one makes the bot
-        # answer or post a notice. (A redelivery takes a slot too; it is stored once.)
+        # answer or post a notice. (A redelivery takes a slot too; it is stored once.) One
+        # that may go to the model takes a model call's slot of the workspace at the same
+        # time (given back unless a call uses it), unless this process is answering the
+        # interview already: that drain takes one per call.
         per_minute = ctx.config.candidate_messages_per_minute
-        too_fast = await self._over_rate(f"candidate:{interview.id}", per_minute)
-        refusal = (
-            Refusal(texts.too_fast(per_minute), texts.too_fast_error(per_minute))
-            if too_fast
-            else check_message(content, attachments, ctx.config.max_message_chars)
-        )
-        if refusal is not None:
-            turn.status, turn.error = TurnStatus.REFUSED, refusal.error
-            turn.content = stored_content(content, ctx.config.max_message_chars)
-        async with ctx.uow() as uow:
-            added = await uow.interviews.add_turn(turn)
-            await uow.commit()
-        if not added:
-            log.info("duplicate message %s for interview %s ignored", message_id, interview.id)
-            return None
+        candidate_key = f"candidate:{interview.id}"
+        refusal = check_message(content, attachments, ctx.config.max_message_chars)
+        slot: str | None = None
+        if refusal is None and not self._drain_running(interview.id):
+            too_fast, slot = await asyncio.gather(
+                self._over_rate(candidate_key, per_minute), self._model_slot(interview)
+            )
+            busy = slot is None and not too_fast
+        else:
+            too_fast, busy = await self._over_rate(candidate_key, per_minute), False
+        if too_fast:
+            await self._give_back(slot)
+            refusal = Refusal(texts.too_fast(per_minute), texts.too_fast_error(per_minute))
+        elif busy:
+            refusal = _workspace_busy(ctx.config.workspace_llm_calls_per_minute)
         if refusal is None:
+            # Stored, the lease taken and the tokens reserved in one transaction.
+            intake = Intake(turn)
             try:
-                await self.drain(interview.id)
+                await self.drain(interview.id, slot=slot, intake=intake)
+            except NotFound:  # deleted (a privacy purge) since its room was looked up
+                self._rooms.forget(platform, room_key)
+                return None
             except Exception:
+                if intake.added is None:
+                    raise  # not stored: the adapter says so
                 # Stored, so the engine owns it: if answering failed (the database went away
                 # mid-answer), the sweep answers it later, or closes it and asks again.
                 log.exception("interview %s: answering failed; the sweep takes over", interview.id)
+            if intake.added is False:
+                log.info("duplicate message %s for interview %s ignored", message_id, interview.id)
+                return None
             return turn
+        turn.status, turn.error = TurnStatus.REFUSED, refusal.error
+        turn.content = stored_content(content, ctx.config.max_message_chars)
+        try:
+            added = await self._store(turn)
+        except NotFound:
+            self._rooms.forget(platform, room_key)
+            return None
+        if not added:
+            log.info("duplicate message %s for interview %s ignored", message_id, interview.id)
+            return None
         log.info("interview %s: message %s %s", interview.id, message_id, refusal.error)
-        if too_fast:
+        if too_fast or busy:
             await self._rate_notice(interview, refusal.notice)
         else:
             await ctx.notice(interview, refusal.notice)
         ctx.metrics.turn_done(turn.status.value, 0, 0.0)
         return turn
 
-    async def drain(self, interview_id: str) -> None:
-        """Answer the interview's open turns in order, if this process can take the lease."""
+    def _drain_running(self, interview_id: str) -> bool:
+        draining = self._draining.get(interview_id)
+        return draining is not None and draining.locked()
+
+    async def drain(
+        self, interview_id: str, *, slot: str | None = None, intake: Intake | None = None
+    ) -> None:
+        """Answer the interview's open turns in order, if this process can take the lease.
+
+        ``slot``: the rate key of a model call's slot taken for the first call; given back
+        if no call is made. ``intake``: a new turn to store first (in the transaction that
+        takes the lease and claims the next turn)."""
         draining = self._draining.setdefault(interview_id, asyncio.Lock())
         if draining.locked() or self.stopping:
-            return  # answered by this process's drain, or (stopping) by the next process
+            # answered by this process's drain, or (stopping) by the next process
+            await self._give_back(slot)
+            if intake is not None:
+                intake.added = await self._store(intake.turn)
+                if intake.added and not self.stopping:
+                    if draining.locked():
+                        self._stored_meanwhile.add(interview_id)  # that drain looks again
+                    else:  # it ended while the turn was stored, perhaps without seeing it
+                        await self.drain(interview_id)
+            return
         task = asyncio.current_task()
         async with draining:
             if task is not None:
                 self._answering.add(task)
             try:
-                await self._drain(interview_id)
+                await self._give_back(await self._drain(interview_id, slot, intake))
             finally:
                 self._answering.discard(task)
 
-    async def _drain(self, interview_id: str) -> None:
+    async def _drain(
+        self, interview_id: str, slot: str | None, intake: Intake | None
+    ) -> str | None:
+        """Returns the slot if it was not used."""
         while True:
-            if not await self._take_lease(interview_id):
-                await self._answer_later(interview_id)
-                return
+            held, misses = False, 0
+            self._stored_meanwhile.discard(interview_id)
             try:
-                while not self.stopping and (turn := await self._next(interview_id)) is not None:
-                    await self._handle(turn)
+                while not self.stopping:
+                    claim = await self._claim(interview_id, slot is not None, intake)
+                    intake = None
+                    if claim.step is Step.ELSEWHERE:  # the lease is another process's
+                        await self._answer_later(interview_id)
+                        return slot
+                    held = True
+                    if claim.turn is None:
+                        break
+                    misses = misses + 1 if claim.step in (Step.CHANGED, Step.TIME_UP) else 0
+                    if misses >= RESERVE_ATTEMPTS:
+                        raise RuntimeError(f"turn {claim.turn.id}: claimed {misses} times in vain")
+                    slot = await self._act(claim, slot)
             finally:
-                await self._release(interview_id)
-            # A turn stored between our last look and the release found the lease taken.
-            if self.stopping or await self._next(interview_id) is None:
-                return
+                if held:
+                    await self._release(interview_id)
+            # A turn stored between our last look and the release found the lease taken, or
+            # (this process) the drain running.
+            if self.stopping:
+                return slot
+            if await self._next(interview_id) is None and (
+                interview_id not in self._stored_meanwhile
+            ):
+                return slot
 
     async def sweep(self) -> None:
         """Take over open turns whose process died (their lease expired)."""
@@ -203,19 +310,6 @@ class Turns:
 
     # ------------------------------------------------------------------ the lease
 
-    async def _take_lease(self, interview_id: str) -> bool:
-        ctx = self.ctx
-        now = ctx.clock.now()
-        async with ctx.uow() as uow:
-            taken = await uow.leases.take(
-                lease_key(interview_id),
-                ctx.jobs.owner,
-                now,
-                now + timedelta(seconds=ctx.config.lease_s),
-            )
-            await uow.commit()
-        return taken
-
     async def _release(self, interview_id: str) -> None:
         async with self.ctx.uow() as uow:
             await uow.leases.release(lease_key(interview_id), self.ctx.jobs.owner)
@@ -239,70 +333,124 @@ class Turns:
 
     # ------------------------------------------------------------------ one turn
 
-    async def _handle(self, turn: Turn) -> None:
-        if turn.status is TurnStatus.STREAMING:
-            await self._take_over(turn)
-            return
-        started = time.monotonic()
-        status, charged = await self._answer(turn)
-        self.ctx.metrics.turn_done(status.value, charged, time.monotonic() - started)
-
-    async def _answer(self, turn: Turn) -> tuple[TurnStatus, int]:
+    async def _claim(
+        self, interview_id: str, have_slot: bool, intake: Intake | None = None
+    ) -> Claim:
+        """One transaction: take (or renew) the lease, store the ``intake`` turn, find the
+        next open turn, and decide what becomes of it. A turn to answer, with a model call's
+        slot in hand, has its tokens reserved and is stored ``streaming`` (persisted before
+        the call: a crash is recoverable); one that can't be answered is stored as such."""
         ctx = self.ctx
-        have_slot = False  # of the workspace's model calls (taken once, whatever the retries)
-        for _ in range(RESERVE_ATTEMPTS):
-            async with ctx.uow() as uow:
-                interview = await uow.interviews.get(turn.interview_id)
-                assert interview is not None
-                challenge = await find_challenge(
-                    uow.challenges, interview.workspace_id, interview.challenge_slug
-                )
-                earlier = await uow.interviews.list_turns(interview.id)
-            if interview.status is Status.ACTIVE and interview.seconds_left(ctx.clock.now()) <= 0:
-                await self.upkeep.finish(interview.id, EndReason.TIME_UP, "system")
-                interview = await ctx.load(interview.id)
-            if interview.status is not Status.ACTIVE:
-                turn.status = TurnStatus.UNANSWERED
-                await self._save_turn(turn, TurnStatus.PENDING)
-                await ctx.notice(interview, texts.not_running(interview))
-                return turn.status, 0
-            counter = TokenCounter(challenge.model or ctx.config.model)
-            history = _history(challenge, earlier, turn.seq)
-            messages = [*history, {"role": "user", "content": turn.content}]
-            prompt_tokens = counter.count_messages(messages)
-            left = interview.tokens_left
-            cap = completion_cap(left, prompt_tokens)
-            if cap <= 0:
-                turn.status, turn.prompt_tokens = TurnStatus.REFUSED, prompt_tokens
-                await self._save_turn(turn, TurnStatus.PENDING)
-                await ctx.notice(interview, texts.refused(prompt_tokens, left))
-                await self._end_if_exhausted(interview, counter, history)
-                return turn.status, 0
-            if not have_slot:
-                per_minute = ctx.config.workspace_llm_calls_per_minute
-                if await self._over_rate(f"llm:{interview.workspace_id}", per_minute):
-                    turn.status = TurnStatus.REFUSED
-                    turn.error = texts.workspace_busy_error(per_minute)
-                    await self._save_turn(turn, TurnStatus.PENDING)
-                    await self._rate_notice(interview, texts.workspace_busy(per_minute))
-                    return turn.status, 0
-                have_slot = True
-            reserved = prompt_tokens + cap
-            turn.status, turn.prompt_tokens, turn.reserved_tokens = (
-                TurnStatus.STREAMING,
-                prompt_tokens,
-                reserved,
+        now = ctx.clock.now()
+        async with ctx.uow() as uow:
+            until = now + timedelta(seconds=ctx.config.lease_s)
+            # The lease first, then the interview's row (add_turn, reserve): the same order
+            # in every transaction, so two can never wait for each other.
+            held = await uow.leases.take(lease_key(interview_id), ctx.jobs.owner, now, until)
+            added = intake is None or await uow.interviews.add_turn(intake.turn)
+            claim = (
+                await self._claim_next(uow, interview_id, have_slot, now)
+                if held
+                else Claim(None, Step.ELSEWHERE)
             )
-            async with ctx.uow() as uow:
-                # Authorize: hold the whole call's worth in the statement that checks it fits.
-                held = await uow.interviews.reserve(interview.id, reserved)
-                if held:
-                    await uow.interviews.update_turn(turn, was=TurnStatus.PENDING)
-                    await uow.commit()  # persisted before the call: a crash is recoverable
-            if held:
-                return await self._call(interview, challenge, turn, counter, messages, history)
-            turn.status, turn.reserved_tokens = TurnStatus.PENDING, 0  # changed meanwhile
-        raise RuntimeError(f"could not reserve tokens for turn {turn.id}")
+            await uow.commit()
+        if intake is not None:
+            intake.added = added
+        return claim
+
+    async def _claim_next(
+        self, uow: UnitOfWork, interview_id: str, have_slot: bool, now: datetime
+    ) -> Claim:
+        turn = await uow.interviews.next_open_turn(interview_id)
+        if turn is None or turn.status is TurnStatus.STREAMING:
+            return Claim(turn, Step.TAKE_OVER)
+        interview = await uow.interviews.get(interview_id)
+        assert interview is not None
+        challenge = await find_challenge(
+            uow.challenges, interview.workspace_id, interview.challenge_slug
+        )
+        earlier = await uow.interviews.list_turns(interview_id)
+        claim = self._decide(turn, interview, challenge, earlier, now)
+        if claim.step is Step.ANSWER and not have_slot:
+            claim.step = Step.NEEDS_SLOT
+        elif claim.step is Step.ANSWER:
+            # Authorize: hold the whole call's worth in the statement that checks it fits.
+            if await uow.interviews.reserve(interview_id, turn.reserved_tokens):
+                await uow.interviews.update_turn(turn, was=TurnStatus.PENDING)
+            else:
+                claim.step = Step.CHANGED  # the budget changed since it was read
+        elif claim.step in (Step.NOT_RUNNING, Step.NO_ROOM):
+            await uow.interviews.update_turn(turn, was=TurnStatus.PENDING)
+        return claim
+
+    def _decide(
+        self,
+        turn: Turn,
+        interview: Interview,
+        challenge: Challenge,
+        earlier: list[Turn],
+        now: datetime,
+    ) -> Claim:
+        """What to do with the pending ``turn`` (pure: the turn is changed to match)."""
+        counter = TokenCounter(challenge.model or self.ctx.config.model)
+        claim = Claim(turn, Step.ANSWER, interview, challenge, counter)
+        if interview.status is Status.ACTIVE and interview.seconds_left(now) <= 0:
+            claim.step = Step.TIME_UP
+            return claim
+        if interview.status is not Status.ACTIVE:
+            turn.status, claim.step = TurnStatus.UNANSWERED, Step.NOT_RUNNING
+            return claim
+        claim.history = _history(challenge, earlier, turn.seq)
+        claim.messages = [*claim.history, {"role": "user", "content": turn.content}]
+        prompt_tokens = counter.count_messages(claim.messages)
+        cap = completion_cap(interview.tokens_left, prompt_tokens)
+        turn.prompt_tokens = prompt_tokens
+        if cap <= 0:
+            turn.status, claim.step = TurnStatus.REFUSED, Step.NO_ROOM
+            return claim
+        turn.status, turn.reserved_tokens = TurnStatus.STREAMING, prompt_tokens + cap
+        return claim
+
+    async def _act(self, claim: Claim, slot: str | None) -> str | None:
+        """Carry out a claim; returns the model call's slot if it is still unused."""
+        turn = claim.turn
+        assert turn is not None
+        interview, challenge, counter = claim.interview, claim.challenge, claim.counter
+        if claim.step is Step.TAKE_OVER:
+            await self._take_over(turn)
+            return slot
+        assert interview is not None and challenge is not None and counter is not None
+        if claim.step is Step.TIME_UP:
+            await self.upkeep.finish(interview.id, EndReason.TIME_UP, "system")
+            return slot  # claimed again: not running any more
+        if claim.step is Step.CHANGED:
+            return slot  # claimed again
+        if claim.step is Step.NEEDS_SLOT:
+            if (slot := await self._model_slot(interview)) is not None:
+                return slot  # claimed again with the slot
+            busy = _workspace_busy(self.ctx.config.workspace_llm_calls_per_minute)
+            turn.status, turn.error = TurnStatus.REFUSED, busy.error
+            await self._save_turn(turn, TurnStatus.PENDING)
+            await self._rate_notice(interview, busy.notice)
+            self.ctx.metrics.turn_done(turn.status.value, 0, 0.0)
+            return None
+        if claim.step is Step.NOT_RUNNING:
+            await self.ctx.notice(interview, texts.not_running(interview))
+            self.ctx.metrics.turn_done(turn.status.value, 0, 0.0)
+            return slot
+        if claim.step is Step.NO_ROOM:
+            await self.ctx.notice(
+                interview, texts.refused(turn.prompt_tokens, interview.tokens_left)
+            )
+            await self._end_if_exhausted(interview, counter, claim.history)
+            self.ctx.metrics.turn_done(turn.status.value, 0, 0.0)
+            return slot
+        started = time.monotonic()
+        status, charged = await self._call(
+            interview, challenge, turn, counter, claim.messages, claim.history
+        )
+        self.ctx.metrics.turn_done(status.value, charged, time.monotonic() - started)
+        return None
 
     async def _call(
         self,
@@ -547,16 +695,43 @@ class Turns:
             return False
         return not await limiter.try_acquire(key, per_minute / 60, burst=per_minute)
 
+    async def _model_slot(self, interview: Interview) -> str | None:
+        """Take one of the workspace's model calls for this minute, if one is free; returns
+        its rate key ("" when there is no limit), None when none is free."""
+        per_minute = self.ctx.config.workspace_llm_calls_per_minute
+        if self.ctx.limiter is None or per_minute <= 0:
+            return ""
+        key = f"llm:{interview.workspace_id}"
+        return None if await self._over_rate(key, per_minute) else key
+
+    async def _give_back(self, slot: str | None) -> None:
+        """Return a model call's slot that no call used (a message the model never saw
+        takes none of the workspace's calls)."""
+        limiter, per_minute = self.ctx.limiter, self.ctx.config.workspace_llm_calls_per_minute
+        if slot and limiter is not None and per_minute > 0:
+            await limiter.give_back(slot, per_minute / 60)
+
     async def _rate_notice(self, interview: Interview, text: str) -> None:
         limiter = self.ctx.limiter
         assert limiter is not None
         if await limiter.try_acquire(f"notice:{interview.id}", 1 / RATE_NOTICE_S, burst=1):
             await self.ctx.notice(interview, text)
 
+    async def _store(self, turn: Turn) -> bool:
+        """Store a new turn; False: its platform message is stored already."""
+        async with self.ctx.uow() as uow:
+            added = await uow.interviews.add_turn(turn)
+            await uow.commit()
+        return added
+
     async def _save_turn(self, turn: Turn, was: TurnStatus) -> None:
         async with self.ctx.uow() as uow:
             await uow.interviews.update_turn(turn, was=was)
             await uow.commit()
+
+
+def _workspace_busy(per_minute: int) -> Refusal:
+    return Refusal(texts.workspace_busy(per_minute), texts.workspace_busy_error(per_minute))
 
 
 def _history(challenge: Challenge, turns: list[Turn], before_seq: int) -> list[ChatMessage]:

@@ -210,10 +210,15 @@ async def test_the_workspace_limit_counts_model_calls_of_every_interview() -> No
 async def test_a_message_that_does_not_fit_the_budget_takes_no_workspace_slot() -> None:
     engine = Engine(candidate_messages_per_minute=0, workspace_llm_calls_per_minute=1)
     tiny = await engine.start(budget=1000)
+    roomy = await engine.start(candidate="U2")
     await engine.say(tiny, "word " * 1500, "t1")  # within 8,000 characters, not the budget
     assert await engine.statuses(tiny) == [TurnStatus.REFUSED]
     assert (await engine.store.list_turns(tiny.id))[0].error is None  # the budget's refusal
-    assert engine.limiter.keys("llm:") == []
+    # The workspace's one call of the minute is still free (taken, then given back).
+    await engine.say(roomy, "question", "r1")
+    assert await engine.statuses(roomy) == [TurnStatus.ANSWERED]
+    await engine.say(roomy, "question 2", "r2")
+    assert await engine.statuses(roomy) == [TurnStatus.ANSWERED, TurnStatus.REFUSED]
     await engine.service.close()
 
 
@@ -249,6 +254,29 @@ async def test_try_acquire_takes_the_burst_then_one_slot_per_interval(
         assert [await limiter.try_acquire("candidate:x", 20 / 60, 20) for _ in range(21)] == [
             True
         ] * 20 + [False]
+        now[0] += 1000
+
+
+async def test_a_slot_given_back_can_be_taken_again_once(
+    backend: Backend, database: UnitOfWorkFactory
+) -> None:
+    now = [1_767_366_000.0]
+    limiters: list[RateLimiter] = [
+        MemoryRateLimiter(lambda: now[0]),
+        sql_limiter(database, now),
+    ]
+    for limiter in limiters:
+        assert [await limiter.try_acquire("llm:g", 1 / 60, 2) for _ in range(3)] == [
+            True,
+            True,
+            False,
+        ]
+        await limiter.give_back("llm:g", 1 / 60)
+        assert [await limiter.try_acquire("llm:g", 1 / 60, 2) for _ in range(2)] == [
+            True,
+            False,
+        ]
+        await limiter.give_back("llm:unknown", 1 / 60)  # never taken: nothing happens
         now[0] += 1000
 
 

@@ -49,3 +49,7 @@ class MemoryRateLimiter:
             return False
         self._tat[key] = tat
         return True
+
+    async def give_back(self, key: str, per_second: float) -> None:
+        if key in self._tat:
+            self._tat[key] -= 1.0 / per_second
