@@ -67,7 +67,9 @@ from bench.harness import (
 )
 from core.tokens import TokenCounter
 
-LAG = "interview_buddy_event_loop_lag_seconds"
+LAG = "interview_buddy_event_loop_lag_seconds_bucket{"
+FULL_GC = 'interview_buddy_gc_pause_seconds_bucket{generation="2",'
+FROZEN = "interview_buddy_gc_frozen_objects"
 PER_CHANNEL = 10  # Discord: 10 thread creations per 10 s per channel
 TURN_TIMEOUT_S = 60.0
 MARKER = re.compile(r"capacity question \d+:")
@@ -108,6 +110,8 @@ class Level:
     start_lag: Distribution
     lag: Distribution
     lag_p99_bucket: str
+    full_gc: Distribution  # the pauses of full garbage collections
+    frozen: float  # objects frozen out of them at start-up
     rss: Distribution
     cpu: float
     streams_open: Distribution
@@ -146,11 +150,12 @@ def cpu_seconds(pid: int) -> float:
 # ---------------------------------------------------------------- lag from the histogram
 
 
-def lag_buckets(samples: dict[str, float]) -> list[tuple[float, float]]:
-    """(upper bound, cumulative count) of the lag histogram, in order."""
+def lag_buckets(samples: dict[str, float], prefix: str = LAG) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of the histogram whose buckets start with ``prefix``
+    (the loop lag's by default), in order."""
     found = []
     for key, value in samples.items():
-        if key.startswith(f"{LAG}_bucket{{"):
+        if key.startswith(prefix):
             bound = key.split('le="', 1)[1].split('"', 1)[0]
             found.append((math.inf if bound == "+Inf" else float(bound), value))
     return sorted(found)
@@ -173,10 +178,12 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> tuple[float, str]:
     return lower, "-"
 
 
-def window_lag(before: dict[str, float], after: dict[str, float]) -> tuple[Distribution, str]:
-    """The lag distribution of what the histogram observed between two scrapes."""
-    start = dict(lag_buckets(before))
-    delta = [(bound, count - start.get(bound, 0.0)) for bound, count in lag_buckets(after)]
+def window_lag(
+    before: dict[str, float], after: dict[str, float], prefix: str = LAG
+) -> tuple[Distribution, str]:
+    """The distribution of what the histogram observed between two scrapes."""
+    start = dict(lag_buckets(before, prefix))
+    delta = [(bound, count - start.get(bound, 0.0)) for bound, count in lag_buckets(after, prefix)]
     n = int(delta[-1][1]) if delta else 0
     p50, _ = quantile(delta, 0.5)
     p99, bucket = quantile(delta, 0.99)
@@ -332,6 +339,7 @@ async def measure(
     stop.set()
     await asyncio.gather(*loops)
     lag, bucket = window_lag(before, after)
+    full_gc, _ = window_lag(before, after, FULL_GC)
     del sent
     return Level(
         level,
@@ -340,6 +348,8 @@ async def measure(
         start_lag,
         lag,
         bucket,
+        full_gc,
+        after.get(FROZEN, 0.0),
         Distribution.of(rss),
         cpu,
         Distribution.of(streams),
@@ -429,6 +439,10 @@ def print_level(level: Level, idle: float) -> None:
     print(
         f"   loop lag: {level.lag.ms()}; p99 in bucket {level.lag_p99_bucket} "
         "(max = upper bound of the highest bucket hit)"
+    )
+    print(
+        f"   full garbage collections: {level.full_gc.ms()} (p99 and max interpolated in"
+        f" and bounded by buckets); {level.frozen:.0f} objects frozen at start-up"
     )
     print(f"   RSS: {level.rss.plain(' MiB', 1)}")
     print(

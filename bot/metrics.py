@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -58,6 +60,33 @@ EVENT_LOOP_LAG = Histogram(
         0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
     ),
 )  # fmt: skip
+
+
+GC_PAUSE = Histogram(
+    "interview_buddy_gc_pause_seconds",
+    "How long each garbage collection held the event loop, by generation (2: full)",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+GC_FROZEN = Gauge(
+    "interview_buddy_gc_frozen_objects",
+    "Objects built at start-up, frozen out of full collections (bot.app.run_bot)",
+)
+GC_FROZEN.set_function(gc.get_freeze_count)
+_gc_started: list[float] = []
+
+
+def _time_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - _gc_started[0])
+
+
+def watch_gc_pauses() -> None:
+    """Time every garbage collection into ``GC_PAUSE`` (once per process)."""
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)
 
 
 def watch_llm_circuit(is_open: Callable[[], bool]) -> None:

@@ -36,6 +36,10 @@ def test_the_bench_prints_the_curve_at_the_smallest_scale() -> None:
     assert re.findall(r"lost (\d+)", out) == ["0", "0"]
     assert answered[0] >= 1
     assert "loop lag: p50" in out and "RSS: p50" in out
+    # the bot froze what start-up built, and times its full collections
+    frozen = [int(n) for n in re.findall(r"(\d+) objects frozen at start-up", out)]
+    assert len(frozen) == 2 and min(frozen) > 10_000, out
+    assert re.search(r"full garbage collections: p50 .*\(n=\d+\)", out), out
 
 
 def test_quantiles_come_from_the_bucket_deltas() -> None:

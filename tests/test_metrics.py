@@ -5,6 +5,7 @@ model's latency, each observed through what the bot really does (the bot's own w
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from bench.fakes.discord_server import FakeDiscord
 from bench.fakes.openai_server import FakeOpenAI
 from bench.fakes.slack_server import FakeSlack
 from bot.app import adapter_factories, build_model, queued_updates
-from bot.metrics import PrometheusMetrics, watch_outbox
+from bot.metrics import PrometheusMetrics, watch_gc_pauses, watch_outbox
 from bot.settings import Settings, load_settings
 from core.clock import ManualClock
 from core.models import Job
@@ -186,3 +187,16 @@ async def test_a_429_from_discord_is_counted_by_route(tmp_path: Path, engine: En
             await adapter.client.close()
         assert fake.rate_limited == 1  # discord.py waited and retried by itself
     assert sample("interview_buddy_platform_rate_limited_total", **labels) == before + 1
+
+
+def test_every_full_garbage_collection_is_timed() -> None:
+    watch_gc_pauses()
+    watch_gc_pauses()  # once per process, however often it is asked
+
+    def count() -> float:
+        labels = {"generation": "2"}
+        return REGISTRY.get_sample_value("interview_buddy_gc_pause_seconds_count", labels) or 0.0
+
+    before = count()
+    gc.collect()
+    assert count() == before + 1
