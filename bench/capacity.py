@@ -70,6 +70,7 @@ from core.tokens import TokenCounter
 LAG = "interview_buddy_event_loop_lag_seconds_bucket{"
 FULL_GC = 'interview_buddy_gc_pause_seconds_bucket{generation="2",'
 FROZEN = "interview_buddy_gc_frozen_objects"
+GC_SUM = "interview_buddy_gc_pause_seconds_sum"
 PER_CHANNEL = 10  # Discord: 10 thread creations per 10 s per channel
 TURN_TIMEOUT_S = 60.0
 MARKER = re.compile(r"capacity question \d+:")
@@ -112,6 +113,7 @@ class Level:
     lag_p99_bucket: str
     full_gc: Distribution  # the pauses of full garbage collections
     frozen: float  # objects frozen out of them at start-up
+    gc_share: dict[str, float]  # generation -> its collections' share of the window
     rss: Distribution
     cpu: float
     streams_open: Distribution
@@ -305,6 +307,11 @@ async def candidate_loop(world: World, rooms: Iterator[Room], stop: asyncio.Even
             room.busy = False
 
 
+def gc_seconds(samples: dict[str, float], generation: str) -> float:
+    """The bot's time in collections of ``generation`` so far."""
+    return samples.get(f'{GC_SUM}{{generation="{generation}"}}', 0.0)
+
+
 def open_streams(openai: FakeOpenAI) -> int:
     return sum(1 for s in openai.streams[-2000:] if s.last_byte is None)
 
@@ -335,11 +342,13 @@ async def measure(
         rss.append(rss_mb(bot.proc.pid))
         streams.append(open_streams(world.openai))
     after = await scrape(http, metrics_port)
-    cpu = (cpu_seconds(bot.proc.pid) - cpu_before) / (time.monotonic() - began)
+    window = time.monotonic() - began
+    cpu = (cpu_seconds(bot.proc.pid) - cpu_before) / window
     stop.set()
     await asyncio.gather(*loops)
     lag, bucket = window_lag(before, after)
     full_gc, _ = window_lag(before, after, FULL_GC)
+    gc_share = {g: (gc_seconds(after, g) - gc_seconds(before, g)) / window for g in "012"}
     del sent
     return Level(
         level,
@@ -350,6 +359,7 @@ async def measure(
         bucket,
         full_gc,
         after.get(FROZEN, 0.0),
+        gc_share,
         Distribution.of(rss),
         cpu,
         Distribution.of(streams),
@@ -443,6 +453,11 @@ def print_level(level: Level, idle: float) -> None:
     print(
         f"   full garbage collections: {level.full_gc.ms()} (p99 and max interpolated in"
         f" and bounded by buckets); {level.frozen:.0f} objects frozen at start-up"
+    )
+    shares = ", ".join(f"generation {g} {share:.1%}" for g, share in level.gc_share.items())
+    print(
+        f"   time in garbage collection: {sum(level.gc_share.values()):.1%} of the window"
+        f" ({shares})"
     )
     print(f"   RSS: {level.rss.plain(' MiB', 1)}")
     print(

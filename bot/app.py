@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from adapters.llm.openai_chat import OpenAIChatModel
 from adapters.report_chart import render_chart
 from bot import database
 from bot.database import wait_for_database
+from bot.garbage import tune_after_start_up
 from bot.http import build_health_app, build_metrics_app
 from bot.loop_lag import LoopLagMonitor
 from bot.metrics import (
@@ -469,11 +469,7 @@ async def run_bot(settings: Settings) -> int:
             await asyncio.gather(starting, return_exceptions=True)
             return 128 + received[0]
         starting.result()  # a start-up failure propagates (StartupError: one line)
-        # What start-up built (modules, classes, the encoding, clients) lives as long as the
-        # process: frozen out of the collector's sight, a full collection no longer walks it
-        # (at 1,000 interviews each one held the event loop for 130-160 ms, the loop lag's
-        # p99 in bench/capacity.py).
-        gc.freeze()
+        tune_after_start_up()  # measured in bench/capacity.py: docs/PERFORMANCE.md, item 5
         watch_gc_pauses()
         log.info("ready")
         await stopping

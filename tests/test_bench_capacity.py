@@ -40,6 +40,8 @@ def test_the_bench_prints_the_curve_at_the_smallest_scale() -> None:
     frozen = [int(n) for n in re.findall(r"(\d+) objects frozen at start-up", out)]
     assert len(frozen) == 2 and min(frozen) > 10_000, out
     assert re.search(r"full garbage collections: p50 .*\(n=\d+\)", out), out
+    shares = re.findall(r"time in garbage collection: ([\d.]+)% of the window", out)
+    assert len(shares) == 2 and all(0 <= float(x) < 100 for x in shares), out
 
 
 def test_quantiles_come_from_the_bucket_deltas() -> None:

@@ -89,7 +89,10 @@ class InterviewBot(discord.AutoShardedClient):
     def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: needed to read candidates' messages
-        super().__init__(intents=intents, **options)
+        # No message cache: nothing here reads it (messages arrive as events, replies are
+        # edited through the objects their sends returned); it held the last 1,000 messages,
+        # candidates' text included, for nothing.
+        super().__init__(intents=intents, max_messages=None, **options)
         self.adapter = adapter
         self.tree: app_commands.CommandTree[Any] = InterviewTree(self)
         # Shards whose session is up on their current socket: set by READY / RESUMED, cleared
