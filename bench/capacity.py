@@ -330,7 +330,7 @@ async def measure(
     slots = max(1, math.ceil(level / 10))
     stop = asyncio.Event()
     rooms = itertools.cycle(world.rooms[:level])
-    sent, done, lost = world.turns_sent, world.turns_done, world.turns_lost
+    done, lost = world.turns_done, world.turns_lost
     loops = [asyncio.create_task(candidate_loop(world, rooms, stop)) for _ in range(slots)]
     await asyncio.sleep(min(10.0, window_s / 4))  # ramp up: every slot waiting for a reply
     before = await scrape(http, metrics_port)
@@ -349,7 +349,6 @@ async def measure(
     lag, bucket = window_lag(before, after)
     full_gc, _ = window_lag(before, after, FULL_GC)
     gc_share = {g: (gc_seconds(after, g) - gc_seconds(before, g)) / window for g in "012"}
-    del sent
     return Level(
         level,
         slots,
