@@ -11,6 +11,7 @@ import base64
 import gzip
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from importlib.resources import files
@@ -27,6 +28,14 @@ FALLBACK_ENCODING = "o200k_base"
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
+
+# Every turn counts the whole conversation again (its prompt, then what the next one will
+# need), so counts of texts seen before are kept: by encoding, length and hash, not the text
+# itself (which would keep every candidate's words in memory). 100,000 counts take about
+# 20 MB; the oldest unused go first.
+COUNT_CACHE_SIZE = 100_000
+_counts: OrderedDict[tuple[str, int, int], int] = OrderedDict()
+_counts_lock = threading.Lock()
 
 _patch_lock = threading.Lock()
 
@@ -114,7 +123,18 @@ class TokenCounter:
         return self.encoding.encode(text, disallowed_special=())
 
     def count_text(self, text: str) -> int:
-        return len(self.encode(text))
+        key = (self.encoding_name, len(text), hash(text))
+        with _counts_lock:
+            count = _counts.get(key)
+            if count is not None:
+                _counts.move_to_end(key)
+                return count
+        count = len(self.encode(text))
+        with _counts_lock:
+            _counts[key] = count
+            if len(_counts) > COUNT_CACHE_SIZE:
+                _counts.popitem(last=False)
+        return count
 
     def count_messages(self, messages: Iterable[Mapping[str, str]]) -> int:
         """Prompt tokens of a chat request: content plus per-message and reply overhead."""

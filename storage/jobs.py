@@ -11,16 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.models import Job
 from storage.mapping import from_row, row_values
-from storage.repositories import upsert_insert
+from storage.repositories import dialect_insert, param, upsert_insert
 from storage.tables import UTCDateTime, jobs, leases
 
 
 class SqlJobs:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._s = session
 
     async def add_once(self, job: Job) -> bool:
@@ -97,7 +97,7 @@ class SqlJobs:
             .where(jobs.c.claimed_by == owner, jobs.c.done_at.is_(None))
             .values(claimed_by=None, claimed_until=None)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)
 
     async def next_due(self) -> datetime | None:
         claimable = sa.case(
@@ -105,7 +105,7 @@ class SqlJobs:
         )
         query = sa.select(sa.func.min(claimable)).where(jobs.c.done_at.is_(None))
         moment = await self._s.scalar(query)
-        return UTCDateTime().process_result_value(moment, self._s.get_bind().dialect)
+        return UTCDateTime().process_result_value(moment, self._s.dialect)
 
     async def get(self, key: str) -> Job | None:
         row = (await self._s.execute(sa.select(jobs).where(jobs.c.key == key))).mappings().first()
@@ -113,26 +113,22 @@ class SqlJobs:
 
 
 class SqlLeases:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._s = session
 
     async def take(self, key: str, owner: str, now: datetime, until: datetime) -> bool:
-        insert = upsert_insert(self._s, leases).values(key=key, owner=owner, until=until)
+        taken = _TAKE_LEASE[self._s.dialect.name]
         result = await self._s.execute(
-            insert.on_conflict_do_update(
-                index_elements=[leases.c.key],
-                set_={"owner": insert.excluded.owner, "until": insert.excluded.until},
-                where=sa.or_(leases.c.owner == owner, leases.c.until < now),
-            ).returning(leases.c.owner)
+            taken, {"p_key": key, "p_owner": owner, "p_until": until, "p_now": now}
         )
         return bool(result.scalar() == owner)
 
     async def release(self, key: str, owner: str) -> None:
-        await self._s.execute(sa.delete(leases).where(leases.c.key == key, leases.c.owner == owner))
+        await self._s.execute(_RELEASE_LEASE, {"p_key": key, "p_owner": owner})
 
     async def release_all(self, owner: str) -> int:
         result = await self._s.execute(sa.delete(leases).where(leases.c.owner == owner))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)
 
     async def holder(self, key: str, now: datetime) -> tuple[str, datetime] | None:
         row = (
@@ -143,3 +139,26 @@ class SqlLeases:
             )
         ).first()
         return None if row is None else (str(row[0]), row[1])
+
+
+def _take_lease_statement(dialect: str) -> sa.Insert:
+    """The lease ``p_key`` for ``p_owner`` until ``p_until``, if free, expired (before
+    ``p_now``) or the owner's already; returns the owner it then has (none: not taken)."""
+    insert = dialect_insert(dialect, leases).values(
+        key=param(leases.c.key), owner=param(leases.c.owner), until=param(leases.c.until)
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[leases.c.key],
+        set_={"owner": insert.excluded.owner, "until": insert.excluded.until},
+        where=sa.or_(
+            leases.c.owner == param(leases.c.owner),
+            leases.c.until < param(leases.c.until, "p_now"),
+        ),
+    ).returning(leases.c.owner)
+
+
+# Built once (see storage/repositories.py): the turn path takes and releases a lease per turn.
+_TAKE_LEASE = {dialect: _take_lease_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_RELEASE_LEASE = sa.delete(leases).where(
+    leases.c.key == param(leases.c.key), leases.c.owner == param(leases.c.owner)
+)

@@ -27,7 +27,7 @@ from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.ports import PurgeCounts
 from storage.tables import (
@@ -108,7 +108,7 @@ class Person:
 class SqlPrivacy:
     """:class:`core.ports.PrivacyRepository`, plus the per-person export and purge."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._s = session
 
     # ------------------------------------------------------------------ purge
@@ -185,7 +185,7 @@ class SqlPrivacy:
 
     async def _delete(self, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
         result = await self._s.execute(sa.delete(table).where(where))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     # ------------------------------------------------------------------ export
 

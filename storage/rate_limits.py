@@ -16,10 +16,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.ports import TRY_ACQUIRE_TOLERANCE
-from storage.repositories import insert_ignoring_duplicates, upsert_insert
+from storage.repositories import dialect_insert, insert_ignoring_duplicates
 from storage.tables import rate_limits
 
 Clock = Callable[[], float]
@@ -47,7 +47,7 @@ class SqlRateLimiter:
         tat = rate_limits.c.tat
         step = sa.update(rate_limits).where(rate_limits.c.key == key)
         step = step.values(tat=sa.case((tat > now, tat), else_=now) + interval)
-        async with AsyncSession(self._engine) as session:
+        async with self._engine.connect() as session:
             taken = (await session.execute(step.returning(tat))).scalar()
             if taken is None:  # first use of this key
                 await session.execute(
@@ -68,27 +68,38 @@ class SqlRateLimiter:
         now = self._clock()
         # the last TAT the burst allows now
         latest = now + (burst + TRY_ACQUIRE_TOLERANCE) * interval
-        tat = rate_limits.c.tat
-        after = sa.case((tat > now, tat), else_=now) + interval
-        async with AsyncSession(self._engine) as session:
-            # First use: the row is created with its first slot taken. Otherwise the slot is
-            # taken only if it is free now; a row comes back only when one was taken.
-            take = (
-                upsert_insert(session, rate_limits)
-                .values(key=key, tat=now + interval)
-                .on_conflict_do_update(
-                    index_elements=[rate_limits.c.key],
-                    set_={"tat": after},
-                    where=after <= latest,
-                )
-                .returning(tat)
+        async with self._engine.connect() as connection:
+            taken = await connection.scalar(
+                _TAKE_IF_FREE[connection.dialect.name],
+                {"key_": key, "now": now, "interval": interval, "latest": latest},
             )
-            taken = (await session.execute(take)).scalar()
         return taken is not None
 
     async def give_back(self, key: str, per_second: float) -> None:
-        step = rate_limits.c.tat - 1.0 / per_second
-        async with AsyncSession(self._engine) as session:
-            await session.execute(
-                sa.update(rate_limits).where(rate_limits.c.key == key).values(tat=step)
-            )
+        async with self._engine.connect() as connection:
+            await connection.execute(_GIVE_BACK, {"key_": key, "interval": 1.0 / per_second})
+
+
+def _take_if_free_statement(dialect: str) -> sa.Insert:
+    """Take the next slot of ``key_`` only if it is free by ``latest``; a row comes back only
+    when one was taken. First use: the row is created with its first slot taken."""
+    tat = rate_limits.c.tat
+    now, interval, latest = (sa.bindparam(n, type_=sa.Float) for n in ("now", "interval", "latest"))
+    after = sa.case((tat > now, tat), else_=now) + interval
+    return (
+        dialect_insert(dialect, rate_limits)
+        .values(key=sa.bindparam("key_", type_=rate_limits.c.key.type), tat=now + interval)
+        .on_conflict_do_update(
+            index_elements=[rate_limits.c.key], set_={"tat": after}, where=after <= latest
+        )
+        .returning(tat)
+    )
+
+
+# Built once (see storage/repositories.py): two of these run before every model call.
+_TAKE_IF_FREE = {d: _take_if_free_statement(d) for d in ("postgresql", "sqlite")}
+_GIVE_BACK = (
+    sa.update(rate_limits)
+    .where(rate_limits.c.key == sa.bindparam("key_", type_=rate_limits.c.key.type))
+    .values(tat=rate_limits.c.tat - sa.bindparam("interval", type_=sa.Float))
+)

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Self
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.ports import (
     ChallengeRepository,
@@ -37,7 +37,10 @@ from storage.repositories import (
 
 
 class SqlUnitOfWork:
-    """:class:`core.ports.UnitOfWork` over an ``AsyncSession``."""
+    """:class:`core.ports.UnitOfWork` over one ``AsyncConnection`` and its transaction.
+
+    Core statements only (no ORM session): the repositories map rows to dataclasses
+    themselves, and a connection skips the session's bookkeeping on every statement."""
 
     workspaces: WorkspaceRepository
     interviews: InterviewRepository
@@ -52,7 +55,7 @@ class SqlUnitOfWork:
     def __init__(self, engine: AsyncEngine, turnstile: _Turnstile | None = None) -> None:
         self._engine = engine
         self._turnstile = turnstile
-        self._session: AsyncSession | None = None
+        self._conn: AsyncConnection | None = None
         self._holding = False
 
     async def __aenter__(self) -> Self:
@@ -60,12 +63,15 @@ class SqlUnitOfWork:
             await self._turnstile.enter()
             self._holding = True
         try:
-            self._session = AsyncSession(self._engine, expire_on_commit=False)
-            await self._session.begin()
+            self._conn = await self._engine.connect()
+            await self._conn.begin()
         except BaseException:
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
             self._release()
             raise
-        session = self._session
+        session = self._conn
         self.workspaces = SqlWorkspaces(session)
         self.interviews = SqlInterviews(session)
         self.challenges = SqlChallenges(session)
@@ -83,15 +89,15 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if self._session is not None:
-                await self._session.close()  # rolls back anything not committed
+            if self._conn is not None:
+                await self._conn.close()  # rolls back anything not committed
         finally:
-            self._session = None
+            self._conn = None
             self._release()
 
     async def commit(self) -> None:
-        assert self._session is not None, "commit() outside `async with`"
-        await self._session.commit()
+        assert self._conn is not None, "commit() outside `async with`"
+        await self._conn.commit()
 
     def _release(self) -> None:
         if self._turnstile is not None and self._holding:

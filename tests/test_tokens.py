@@ -130,3 +130,29 @@ def test_counts_agree_with_an_independent_pure_python_tokenizer(text: str) -> No
         assert counter.encode(text) == _pure[counter.encoding_name].encode(
             text, disallowed_special=()
         )
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(max_size=200), min_size=1, max_size=20))
+def test_remembered_counts_are_the_encoders_counts(texts: list[str]) -> None:
+    """Counting again (from the kept counts) gives what encoding gives, for both encodings."""
+    for model in ("gpt-4o-mini", "gpt-4"):
+        counter = TokenCounter(model)
+        first = [counter.count_text(t) for t in texts]
+        again = [counter.count_text(t) for t in texts]
+        assert first == again == [len(counter.encode(t)) for t in texts]
+
+
+def test_kept_counts_are_bounded_and_the_oldest_unused_go_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tokens, "COUNT_CACHE_SIZE", 3)
+    monkeypatch.setattr(tokens, "_counts", tokens.OrderedDict())
+    counter = TokenCounter("gpt-4o-mini")
+    for text in ("one", "two two", "three three three"):
+        counter.count_text(text)
+    counter.count_text("one")  # used again: kept
+    counter.count_text("four four four four")
+    kept = {length for _, length, _ in tokens._counts}
+    assert len(tokens._counts) == 3
+    assert kept == {len("one"), len("three three three"), len("four four four four")}
