@@ -11,7 +11,10 @@ What it measures, on each backend, for interviews with 10 and with 200 earlier a
   handed to ``InterviewService.turns.handle_message`` (store, rate limits, lease, load, reserve,
   stream, settle, release, counter refresh), counted with an SQLAlchemy ``before_cursor_execute``
   hook on the engine (as ``tests/test_engine_sql.py`` does), with the transactions (``begin``
-  events) too. Also the wall time of that whole turn.
+  events) too. Also the wall time of that whole turn, its CPU time (``time.process_time``),
+  and the time from the message to the model's call (the bot's own part of item 2's *event
+  -> model request*). The last earlier turn of each interview is a message through the
+  service too, unmeasured: a running bot has seen its conversations before.
 - **Turn write**: the three units of work the engine commits to store a turn, timed each and
   summed — *pending* (``add_turn``: lock the interview row, ``INSERT ... SELECT`` the next seq),
   *streaming* (``reserve`` + ``update_turn``: the budget check and the state change in one
@@ -54,6 +57,7 @@ from bench.harness import POSTGRES_SERVER, Distribution, header
 from core.challenges import find_challenge
 from core.clock import SystemClock
 from core.models import Actor, Interview, Turn, TurnStatus
+from core.ports import ChatRequest, ChatResult, OnDelta
 from core.service import EngineConfig, InterviewService
 from storage import SqlRateLimiter, UnitOfWorkFactory, create_uow_factory, upgrade
 
@@ -78,6 +82,16 @@ class Discard(io.StringIO):
         return len(text)
 
 
+class StampedModel(OfflineChatModel):
+    """The offline model, noting when each call reached it (``time.perf_counter``)."""
+
+    called = 0.0
+
+    async def stream_chat(self, request: ChatRequest, on_delta: OnDelta) -> ChatResult:
+        self.called = time.perf_counter()
+        return await super().stream_chat(request, on_delta)
+
+
 @dataclass
 class Figures:
     """What one backend measured, per history length."""
@@ -86,6 +100,8 @@ class Figures:
     transactions: dict[int, list[int]] = field(default_factory=dict)
     kinds: dict[int, Counter[str]] = field(default_factory=dict)
     turn_s: dict[int, list[float]] = field(default_factory=dict)
+    to_model_s: dict[int, list[float]] = field(default_factory=dict)
+    turn_cpu_s: dict[int, list[float]] = field(default_factory=dict)
     load_s: dict[int, list[float]] = field(default_factory=dict)
     write_s: dict[int, dict[str, list[float]]] = field(default_factory=dict)
 
@@ -222,9 +238,10 @@ async def write_turn(db: UnitOfWorkFactory, interview: Interview, key: str) -> d
 async def measure(backend: str, args: argparse.Namespace) -> Figures:
     figures = Figures()
     async with database(backend, args) as db:
+        model = StampedModel()
         service = InterviewService(
             db,
-            OfflineChatModel(),
+            model,
             SystemClock(),
             {"console": ConsolePlatform(out=Discard())},
             EngineConfig(token_budget=BUDGET, evaluation=False, weekly_summary=None),
@@ -238,9 +255,9 @@ async def measure(backend: str, args: argparse.Namespace) -> Figures:
                     interview = await service.lifecycle.start(
                         workspace, INTERVIEWER, f"cand-{history}-{n}", token_budget=BUDGET
                     )
-                    await seed(db, interview, history)
+                    await seed(db, interview, history - 1)
                     interviews.append(interview)
-                await turns_through_the_service(service, db, interviews, history, figures)
+                await turns_through_the_service(service, model, db, interviews, history, figures)
                 figures.load_s[history] = [
                     await timed(partial(load, db, interview))
                     for _ in range(args.repeat)
@@ -260,34 +277,47 @@ async def measure(backend: str, args: argparse.Namespace) -> Figures:
 
 async def turns_through_the_service(
     service: InterviewService,
+    model: StampedModel,
     db: UnitOfWorkFactory,
     interviews: list[Interview],
     history: int,
     figures: Figures,
 ) -> None:
-    """One candidate message per interview, at exactly ``history`` earlier turns."""
-    statements, transactions, seconds = [], [], []
+    """One candidate message per interview, at exactly ``history`` earlier turns: the last of
+    those is a first message through the service, unmeasured, as a running bot has seen
+    its conversations before (the room and the counts of earlier texts are known, each pooled
+    connection has prepared its statements)."""
+    for interview in interviews:
+        assert interview.room_key
+        await service.turns.handle_message(
+            "console", interview.room_key, interview.candidate_id, "m-warm", QUESTION
+        )
+    statements, transactions, seconds, to_model, cpu = [], [], [], [], []
     kinds: Counter[str] = Counter()
     for interview in interviews:
         assert interview.room_key
         with StatementCounter(db) as counted:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             turn = await service.turns.handle_message(
                 "console", interview.room_key, interview.candidate_id, "m-bench", QUESTION
             )
             seconds.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+            to_model.append(model.called - start)
         assert turn is not None
         statements.append(counted.statements)
         transactions.append(counted.transactions)
         kinds.update(counted.kinds)
     async with db() as uow:  # every one of them answered (not refused, not failed)
         for interview in interviews:
-            last = (await uow.interviews.list_turns(interview.id))[-1]
-            assert last.status is TurnStatus.ANSWERED, last
+            done = await uow.interviews.list_turns(interview.id)
+            assert len(done) == history + 1 and done[-1].status is TurnStatus.ANSWERED, done[-1]
     figures.statements[history] = statements
     figures.transactions[history] = transactions
     figures.kinds[history] = kinds
     figures.turn_s[history] = seconds
+    figures.to_model_s[history] = to_model
+    figures.turn_cpu_s[history] = cpu
 
 
 def report(backend: str, figures: Figures) -> None:
@@ -303,6 +333,16 @@ def report(backend: str, figures: Figures) -> None:
         print(
             f"{backend} whole candidate turn (service path, offline model, no platform "
             f"latency) at {history}: {Distribution.of(seconds).ms()}"
+        )
+    for history, seconds in figures.to_model_s.items():
+        print(
+            f"{backend} candidate message -> model call (service path) at {history}: "
+            f"{Distribution.of(seconds).ms()}"
+        )
+    for history, seconds in figures.turn_cpu_s.items():
+        print(
+            f"{backend} CPU of the whole candidate turn at {history}: "
+            f"{Distribution.of(seconds).ms()}"
         )
     for history, seconds in figures.load_s.items():
         print(f"{backend} interview load at {history} turns: {Distribution.of(seconds).ms()}")

@@ -39,6 +39,8 @@ def test_the_benchmark_prints_every_figure_and_a_constant_statement_count(backen
     assert counts[2] == counts[30] and len(set(counts[2])) == 1, counts  # a constant
     for history in (2, 30):
         assert re.search(rf"{backend} whole candidate turn .* at {history}: p50 .*\(n=2\)", out)
+        assert re.search(rf"{backend} candidate message -> model call .* at {history}: p50 ", out)
+        assert re.search(rf"{backend} CPU of the whole candidate turn at {history}: p50 ", out)
         assert re.search(rf"{backend} interview load at {history} turns: p50 .*\(n=4\)", out)
         for unit in ("pending", "streaming", "answered", "sum"):
             line = rf"{backend} turn write \({unit}\) at {history}\+ turns: p50 .*\(n=4\)"
