@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 ANSWER = "answer"
 EMPTY: ChatMessage = {"role": "user", "content": ""}
 RESERVE_ATTEMPTS = 3
+OPEN_TURN_STATUSES = (TurnStatus.PENDING, TurnStatus.STREAMING)  # as next_open_turn finds them
 # Rate limits: a bucket of a minute's worth (CANDIDATE_MESSAGES_PER_MINUTE per interview,
 # WORKSPACE_LLM_CALLS_PER_MINUTE per workspace) that refills continuously; so that many may
 # come at once, then one every 60 / N seconds. Over a limit, at most one notice per
@@ -348,8 +349,11 @@ class Turns:
             # in every transaction, so two can never wait for each other.
             held = await uow.leases.take(lease_key(interview_id), ctx.jobs.owner, now, until)
             added = intake is None or await uow.interviews.add_turn(intake.turn)
+            # A turn just stored is open, so all turns are read at once (the next open one
+            # among them); otherwise a look for the next open turn comes first.
+            stored = intake is not None and added
             claim = (
-                await self._claim_next(uow, interview_id, have_slot, now)
+                await self._claim_next(uow, interview_id, have_slot, now, stored=stored)
                 if held
                 else Claim(None, Step.ELSEWHERE)
             )
@@ -359,9 +363,20 @@ class Turns:
         return claim
 
     async def _claim_next(
-        self, uow: UnitOfWork, interview_id: str, have_slot: bool, now: datetime
+        self,
+        uow: UnitOfWork,
+        interview_id: str,
+        have_slot: bool,
+        now: datetime,
+        *,
+        stored: bool = False,
     ) -> Claim:
-        turn = await uow.interviews.next_open_turn(interview_id)
+        earlier: list[Turn] | None = None
+        if stored:
+            earlier = await uow.interviews.list_turns(interview_id)
+            turn = next((t for t in earlier if t.status in OPEN_TURN_STATUSES), None)
+        else:
+            turn = await uow.interviews.next_open_turn(interview_id)
         if turn is None or turn.status is TurnStatus.STREAMING:
             return Claim(turn, Step.TAKE_OVER)
         interview = await uow.interviews.get(interview_id)
@@ -369,7 +384,8 @@ class Turns:
         challenge = await find_challenge(
             uow.challenges, interview.workspace_id, interview.challenge_slug
         )
-        earlier = await uow.interviews.list_turns(interview_id)
+        if earlier is None:
+            earlier = await uow.interviews.list_turns(interview_id)
         claim = self._decide(turn, interview, challenge, earlier, now)
         if claim.step is Step.ANSWER and not have_slot:
             claim.step = Step.NEEDS_SLOT
