@@ -34,6 +34,9 @@ class TurnStatus(StrEnum):
     UNANSWERED = "unanswered"  # sent while paused or after the end; kept in the transcript
 
 
+OPEN_TURN_STATUSES = (TurnStatus.PENDING, TurnStatus.STREAMING)  # still to be answered or settled
+
+
 _ALLOWED: dict[Status, set[Status]] = {
     Status.SCHEDULED: {Status.ACTIVE, Status.ENDED},
     Status.ACTIVE: {Status.PAUSED, Status.ENDED},

@@ -29,6 +29,7 @@ from core.evaluation import (
     judge_messages,
 )
 from core.models import (
+    OPEN_TURN_STATUSES,
     Actor,
     AuditEvent,
     Challenge,
@@ -37,7 +38,6 @@ from core.models import (
     Report,
     Status,
     Turn,
-    TurnStatus,
     Workspace,
 )
 from core.ports import ChartRenderer, Judge, Platform, ReportFile, ReportTarget
@@ -98,7 +98,7 @@ class Reports:
             )
         now = ctx.clock.now()
         if existing is None:
-            open_turns = any(t.status in (TurnStatus.PENDING, TurnStatus.STREAMING) for t in turns)
+            open_turns = any(t.status in OPEN_TURN_STATUSES for t in turns)
             ended = interview.ended_at or now
             if open_turns and now - ended < timedelta(seconds=MAX_WAIT_S):
                 again = Job(

@@ -26,7 +26,16 @@ from core.challenges import find_challenge, system_prompt_for
 from core.context import Context
 from core.errors import NotFound
 from core.intake import Refusal, check_message, clean_message, stored_content
-from core.models import Challenge, EndReason, Interview, Job, Status, Turn, TurnStatus
+from core.models import (
+    OPEN_TURN_STATUSES,
+    Challenge,
+    EndReason,
+    Interview,
+    Job,
+    Status,
+    Turn,
+    TurnStatus,
+)
 from core.outage import track_outage
 from core.ports import (
     ChatMessage,
@@ -45,7 +54,6 @@ log = logging.getLogger(__name__)
 ANSWER = "answer"
 EMPTY: ChatMessage = {"role": "user", "content": ""}
 RESERVE_ATTEMPTS = 3
-OPEN_TURN_STATUSES = (TurnStatus.PENDING, TurnStatus.STREAMING)  # as next_open_turn finds them
 # Rate limits: a bucket of a minute's worth (CANDIDATE_MESSAGES_PER_MINUTE per interview,
 # WORKSPACE_LLM_CALLS_PER_MINUTE per workspace) that refills continuously; so that many may
 # come at once, then one every 60 / N seconds. Over a limit, at most one notice per

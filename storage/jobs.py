@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.models import Job
 from storage.mapping import from_row, row_values
-from storage.repositories import dialect_insert, param, upsert_insert
+from storage.repositories import dialect_insert, param, per_dialect, upsert_insert
 from storage.tables import UTCDateTime, jobs, leases
 
 
@@ -158,7 +158,7 @@ def _take_lease_statement(dialect: str) -> sa.Insert:
 
 
 # Built once (see storage/repositories.py): the turn path takes and releases a lease per turn.
-_TAKE_LEASE = {dialect: _take_lease_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_TAKE_LEASE = per_dialect(_take_lease_statement)
 _RELEASE_LEASE = sa.delete(leases).where(
     leases.c.key == param(leases.c.key), leases.c.owner == param(leases.c.owner)
 )

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.ports import TRY_ACQUIRE_TOLERANCE
-from storage.repositories import dialect_insert, insert_ignoring_duplicates
+from storage.repositories import dialect_insert, insert_ignoring_duplicates, param, per_dialect
 from storage.tables import rate_limits
 
 Clock = Callable[[], float]
@@ -88,7 +88,7 @@ def _take_if_free_statement(dialect: str) -> sa.Insert:
     after = sa.case((tat > now, tat), else_=now) + interval
     return (
         dialect_insert(dialect, rate_limits)
-        .values(key=sa.bindparam("key_", type_=rate_limits.c.key.type), tat=now + interval)
+        .values(key=param(rate_limits.c.key, "key_"), tat=now + interval)
         .on_conflict_do_update(
             index_elements=[rate_limits.c.key], set_={"tat": after}, where=after <= latest
         )
@@ -97,9 +97,9 @@ def _take_if_free_statement(dialect: str) -> sa.Insert:
 
 
 # Built once (see storage/repositories.py): two of these run before every model call.
-_TAKE_IF_FREE = {d: _take_if_free_statement(d) for d in ("postgresql", "sqlite")}
+_TAKE_IF_FREE = per_dialect(_take_if_free_statement)
 _GIVE_BACK = (
     sa.update(rate_limits)
-    .where(rate_limits.c.key == sa.bindparam("key_", type_=rate_limits.c.key.type))
+    .where(rate_limits.c.key == param(rate_limits.c.key, "key_"))
     .values(tat=rate_limits.c.tat - sa.bindparam("interval", type_=sa.Float))
 )

@@ -6,8 +6,9 @@ Each works inside the unit of work's transaction (:mod:`storage.uow`); nothing h
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import Conflict, NotFound, Stale
 from core.models import (
+    OPEN_TURN_STATUSES,
     AuditEvent,
     Challenge,
     Interview,
@@ -45,6 +47,8 @@ from storage.tables import (
 )
 from storage.tables import occurrences as occurrences_table
 
+T = TypeVar("T")
+
 VERSION_CONFLICT = "The interview changed while you were acting on it; please try again."
 ROOM_CONFLICT = "This conversation is already linked to another interview."
 OPEN_CONFLICT = "The candidate already has an active interview."
@@ -53,12 +57,15 @@ OPEN_CONFLICT = "The candidate already has an active interview."
 _OPEN_CANDIDATE_MARKERS = (OPEN_CANDIDATE_INDEX, "interviews.workspace_id, interviews.candidate_id")
 _ROOM_MARKERS = (ROOM_CONSTRAINT, "interviews.platform, interviews.room_key")
 
-_OPEN_TURNS = (TurnStatus.PENDING, TurnStatus.STREAMING)
-
 
 def param(column: sa.Column[Any], name: str | None = None) -> sa.BindParameter[Any]:
     """A bound parameter typed like ``column`` (so the column type's conversions apply)."""
     return sa.bindparam(name or f"p_{column.name}", type_=column.type)
+
+
+def per_dialect(build: Callable[[str], T]) -> dict[str, T]:
+    """A statement built once for each backend (``ON CONFLICT`` is dialect-specific)."""
+    return {dialect: build(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 # The turn path's statements are built once, with bound parameters: SQLAlchemy then neither
@@ -88,7 +95,7 @@ _RESERVE = (
 _TURNS_OF = sa.select(turns).where(turns.c.interview_id == _INTERVIEW_ID).order_by(turns.c.seq)
 _NEXT_OPEN_TURN = (
     sa.select(turns)
-    .where(turns.c.interview_id == _INTERVIEW_ID, turns.c.status.in_(_OPEN_TURNS))
+    .where(turns.c.interview_id == _INTERVIEW_ID, turns.c.status.in_(OPEN_TURN_STATUSES))
     .order_by(turns.c.seq)
     .limit(1)
 )
@@ -349,7 +356,7 @@ class SqlInterviews:
         query = (
             sa.select(turns.c.interview_id)
             .join(interviews, interviews.c.id == turns.c.interview_id)
-            .where(turns.c.status.in_(_OPEN_TURNS), interviews.c.status.in_(OPEN_STATUSES))
+            .where(turns.c.status.in_(OPEN_TURN_STATUSES), interviews.c.status.in_(OPEN_STATUSES))
             .distinct()
         )
         return [str(value) for value in (await self._s.scalars(query))]

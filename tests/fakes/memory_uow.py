@@ -14,6 +14,7 @@ from typing import Self
 
 from core.errors import Conflict, Stale
 from core.models import (
+    OPEN_TURN_STATUSES,
     AuditEvent,
     Challenge,
     Interview,
@@ -29,8 +30,6 @@ from core.models import (
     Workspace,
 )
 from core.ports import LIFECYCLE_FIELDS, PurgeCounts
-
-OPEN_TURNS = (TurnStatus.PENDING, TurnStatus.STREAMING)
 
 
 @dataclass
@@ -189,7 +188,7 @@ class MemoryInterviews:
 
     async def next_open_turn(self, interview_id: str) -> Turn | None:
         for turn in self.db.turns.get(interview_id, []):
-            if turn.status in OPEN_TURNS:
+            if turn.status in OPEN_TURN_STATUSES:
                 return copy.deepcopy(turn)
         return None
 
@@ -209,7 +208,7 @@ class MemoryInterviews:
             interview_id
             for interview_id, turns in self.db.turns.items()
             if self.db.interviews[interview_id].is_open
-            and any(t.status in OPEN_TURNS for t in turns)
+            and any(t.status in OPEN_TURN_STATUSES for t in turns)
         ]
 
 
