@@ -342,7 +342,9 @@ class BotRuntime:
         # The model's encoding (~50 MiB, half a second to build) is loaded now rather than by
         # the first interview's start, where it would hold the event loop that long.
         await asyncio.to_thread(TokenCounter, settings.llm_model)
-        self.alarm = SchedulerAlarm(self._wake, self._sweep, sweep_s=settings.job_sweep_s)
+        self.alarm = SchedulerAlarm(
+            self._wake, self._sweep, sweep_s=settings.job_sweep_s, clock=self._clock
+        )
         # One limiter for the adapters (Slack's budgets) and the engine (the candidates' and
         # workspaces' rate limits), shared with every other process through the database.
         limiter = SqlRateLimiter(self.database.engine)

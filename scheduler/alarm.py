@@ -5,6 +5,9 @@ APScheduler only wakes this process: once at the next ``due_at`` it knows of (it
 and every ``sweep_s`` seconds to pick up jobs other processes created and turns whose
 process died. Its own job store stays in memory (its SQLAlchemy store is synchronous and
 must not be shared between processes).
+
+Due times are on the injected clock; APScheduler runs on the wall clock, so a wake-up is
+set at the same distance from the wall clock's now as ``due_at`` is from the clock's.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,9 @@ class SchedulerAlarm:
         sweep: Callable[[], Awaitable[object]],
         *,
         sweep_s: float = 5.0,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._wake = wake
         self._sweep = sweep
         self._sweep_s = sweep_s
@@ -65,7 +72,7 @@ class SchedulerAlarm:
         self._scheduler.add_job(
             self._ring,
             "date",
-            run_date=when,
+            run_date=datetime.now(UTC) + (when - self._clock.now()),
             id=WAKE,
             replace_existing=True,
             misfire_grace_time=None,

@@ -77,3 +77,28 @@ async def test_a_wake_up_armed_during_a_ring_rings_at_once() -> None:
         assert rings == 2
     finally:
         await alarm.stop()
+
+
+async def test_the_alarm_keeps_the_distance_on_the_injected_clock() -> None:
+    """Due times are on the injected clock, however far it is from the wall clock: a job due
+    in an hour on a clock set years back waits (it once rang at once, and the runner, finding
+    nothing due, re-armed it in a busy loop); one due now on that clock rings now."""
+    rang = asyncio.Event()
+
+    async def wake() -> None:
+        rang.set()
+
+    async def sweep() -> None:
+        pass
+
+    clock = ManualClock(datetime(2020, 1, 3, 13, 0, tzinfo=UTC))
+    alarm = SchedulerAlarm(wake, sweep, sweep_s=3600, clock=clock)
+    alarm.start()
+    try:
+        alarm.wake_at(clock.now() + timedelta(hours=1))
+        await asyncio.sleep(0.3)
+        assert not rang.is_set()
+        alarm.wake_at(clock.now())
+        await asyncio.wait_for(rang.wait(), 5)
+    finally:
+        await alarm.stop()
