@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -10,8 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from openai import AsyncOpenAI
 
+from adapters.llm import openai_chat
 from adapters.llm.breaker import CircuitBreakerChatModel
 from adapters.llm.openai_chat import (
     MSG_CONNECTION,
@@ -157,6 +160,50 @@ async def test_request_body_carries_usage_option_and_token_param(
     assert second["temperature"] == 0.2
     assert result.usage is not None and result.usage.completion_tokens == 9
     assert result.finish_reason == "length"
+
+
+async def test_calls_one_after_another_share_one_connection(
+    fake: FakeOpenAI, make_model: ModelFactory
+) -> None:
+    """The stream is read to its end, past [DONE], so its connection goes back to the pool:
+    the next call opens no new TCP (and, against the real API, TLS) connection."""
+    model = make_model()
+    for _ in range(3):
+        fake.replies.append(REPLY)
+        result = await model.stream_chat(chat(), Collector())
+        assert result.error is None and result.text == REPLY
+    assert len(fake.connections) == 3 and len(set(fake.connections)) == 1, fake.connections
+
+
+async def test_a_server_that_holds_the_stream_open_after_done_costs_one_second_at_most(
+    make_model: ModelFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What follows [DONE] is read for DRAIN_S at most; then the reply stands as it is."""
+    monkeypatch.setattr(openai_chat, "DRAIN_S", 0.2)
+    release = asyncio.Event()
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunk = {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]}
+        await response.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+        await release.wait()  # the body never ends
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        model = make_model(base_url=f"http://127.0.0.1:{port}/v1", timeout_s=30.0)
+        result = await asyncio.wait_for(model.stream_chat(chat(), Collector()), 10)
+        assert (result.text, result.error, result.finish_reason) == ("Hi", None, "stop")
+    finally:
+        release.set()
+        await runner.cleanup()
 
 
 def test_unknown_token_param_is_rejected() -> None:

@@ -10,12 +10,13 @@ opened, the seconds to the first text (None: none came) and to the end of the st
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, Literal
 
 from openai import (
@@ -62,6 +63,23 @@ def _parse_event(line: str) -> dict[str, Any] | None:
         message = error.get("message") if isinstance(error, dict) else error
         raise StreamError(f"error in the stream: {message}")
     return chunk
+
+
+DRAIN_S = 1.0
+"""How long the rest of a stream after ``[DONE]`` may take to arrive (it is the body's end)."""
+
+
+async def _read_to_the_end(lines: AsyncIterator[str]) -> None:
+    """Read what follows ``[DONE]``: only a response read to its end gives its connection
+    back to the pool. One closed early closes the connection, and the next call paid a new
+    TCP (and TLS) handshake: against a remote API, tens of milliseconds before its first
+    token. A server that sends more, or nothing for ``DRAIN_S``, loses the connection."""
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in lines:
+                pass
+    except Exception:  # the reply is complete; only the connection's reuse is lost
+        log.debug("reading past [DONE] failed; the connection is closed", exc_info=True)
 
 
 PLACEHOLDER_API_KEY = "no-key-set"
@@ -250,6 +268,7 @@ class OpenAIChatModel:
                 if chunk is None:
                     continue
                 if chunk is DONE:
+                    await _read_to_the_end(lines)
                     break
                 reported = chunk.get("usage")
                 if reported:

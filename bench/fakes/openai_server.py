@@ -136,6 +136,8 @@ class FakeOpenAI(LocalServer):
         self.replies: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
+        # each request's client address (host, port): one per TCP connection the client used
+        self.connections: list[Any] = []
         self.tokens_per_chunk = tokens_per_chunk
         self.chunk_delay = chunk_delay
         self.structured: deque[StructuredAnswer] = deque()
@@ -224,6 +226,9 @@ class FakeOpenAI(LocalServer):
         arrived = self.clock()
         self.requests.append(body)
         self.request_headers.append(dict(request.headers))
+        self.connections.append(
+            request.transport.get_extra_info("peername") if request.transport else None
+        )
 
         invalid = self._validate(body)
         if invalid is not None:
