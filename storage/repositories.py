@@ -79,9 +79,8 @@ _INTERVIEW_ID = param(interviews.c.id, "interview_id")
 _TOKENS = sa.bindparam("tokens", type_=sa.Integer)
 
 _INTERVIEW_BY_ID = sa.select(interviews).where(interviews.c.id == _INTERVIEW_ID)
-_LOCK_INTERVIEW = (
-    sa.select(interviews.c.id).where(interviews.c.id == _INTERVIEW_ID).with_for_update()
-)
+# The whole row: the claim that locks it to add a turn reads the interview next (get).
+_LOCK_INTERVIEW = _INTERVIEW_BY_ID.with_for_update()
 _RESERVE = (
     sa.update(interviews)
     .where(
@@ -205,6 +204,10 @@ class SqlWorkspaces:
 class SqlInterviews:
     def __init__(self, session: AsyncConnection) -> None:
         self._s = session
+        # Rows this transaction locked (add_turn) and has not written since: nobody else can
+        # change them before the commit, so ``get`` needs no second read. Every write to an
+        # interview's row goes through this class, and forgets it.
+        self._locked: dict[str, Any] = {}
 
     # -- interviews -------------------------------------------------------------------------
 
@@ -219,6 +222,7 @@ class SqlInterviews:
         await self.add_events(*events)
 
     async def update(self, interview: Interview, *events: AuditEvent) -> None:
+        self._locked.pop(interview.id, None)
         values = row_values(interview, interviews, only=LIFECYCLE_FIELDS)
         try:
             result = await self._s.execute(
@@ -237,8 +241,10 @@ class SqlInterviews:
         await self.add_events(*events)
 
     async def get(self, interview_id: str) -> Interview | None:
-        result = await self._s.execute(_INTERVIEW_BY_ID, {"interview_id": interview_id})
-        row = result.mappings().first()
+        row = self._locked.get(interview_id)
+        if row is None:
+            result = await self._s.execute(_INTERVIEW_BY_ID, {"interview_id": interview_id})
+            row = result.mappings().first()
         return None if row is None else from_row(Interview, row)
 
     async def find_by_room(self, platform: str, room_key: str) -> Interview | None:
@@ -267,6 +273,7 @@ class SqlInterviews:
     # -- the budget -------------------------------------------------------------------------
 
     async def reserve(self, interview_id: str, tokens: int) -> bool:
+        self._locked.pop(interview_id, None)
         result = await self._s.execute(_RESERVE, {"interview_id": interview_id, "tokens": tokens})
         return bool(result.rowcount)
 
@@ -279,6 +286,7 @@ class SqlInterviews:
         next_prompt_tokens: int | None = None,
         turn_growth_tokens: int | None = None,
     ) -> None:
+        self._locked.pop(interview_id, None)
         c = interviews.c
         values: dict[str, Any] = {
             "tokens_reserved": c.tokens_reserved - reserved,
@@ -313,9 +321,11 @@ class SqlInterviews:
         # Lock the interview row so concurrent inserts for one interview queue up on
         # PostgreSQL (SQLite has one writer anyway); then one INSERT ... SELECT with the next
         # seq, skipped if the platform message is stored already.
-        locked = await self._s.scalar(_LOCK_INTERVIEW, {"interview_id": turn.interview_id})
+        result = await self._s.execute(_LOCK_INTERVIEW, {"interview_id": turn.interview_id})
+        locked = result.mappings().first()
         if locked is None:
             raise NotFound("The interview for this message no longer exists.")
+        self._locked[turn.interview_id] = locked
         result = await self._s.execute(_ADD_TURN, _turn_params(turn, _NEW_TURN_FIELDS, "p_"))
         seq = result.scalar()
         if seq is None:
@@ -465,8 +475,12 @@ class SqlChallenges:
         self._s = session
 
     async def get(self, workspace_id: str | None, slug: str) -> Challenge | None:
-        query = sa.select(challenges).where(challenges.c.slug == slug, _scope(workspace_id))
-        chosen = _prefer_workspace((await self._s.execute(query)).mappings().all())
+        # built once: every claim of a turn looks its challenge up
+        if workspace_id is None:
+            rows = await self._s.execute(_GLOBAL_CHALLENGE, {"slug": slug})
+        else:
+            rows = await self._s.execute(_CHALLENGE, {"slug": slug, "workspace_id": workspace_id})
+        chosen = _prefer_workspace(rows.mappings().all())
         return _challenge(chosen[0]) if chosen else None
 
     async def list(self, workspace_id: str | None) -> list[Challenge]:
@@ -488,10 +502,18 @@ class SqlChallenges:
         await self._s.execute(sa.insert(challenges).values(**values, workspace_id=workspace_id))
 
 
-def _scope(workspace_id: str | None) -> sa.ColumnElement[bool]:
+def _scope(workspace_id: str | sa.BindParameter[Any] | None) -> sa.ColumnElement[bool]:
     if workspace_id is None:
         return challenges.c.workspace_id.is_(None)
     return sa.or_(challenges.c.workspace_id == workspace_id, challenges.c.workspace_id.is_(None))
+
+
+_SLUG = param(challenges.c.slug, "slug")
+_CHALLENGE = sa.select(challenges).where(
+    challenges.c.slug == _SLUG,
+    _scope(param(challenges.c.workspace_id, "workspace_id")),
+)
+_GLOBAL_CHALLENGE = sa.select(challenges).where(challenges.c.slug == _SLUG, _scope(None))
 
 
 def _prefer_workspace(rows: Any) -> list[Any]:

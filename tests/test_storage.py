@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -378,6 +379,41 @@ async def test_add_turn_assigns_seq_and_ignores_duplicates(
         assert await uow.interviews.list_turns(interview.id) == [first, second]
         with pytest.raises(NotFound):
             await uow.interviews.add_turn(make_turn(make_interview(workspace, candidate="X"), "m"))
+
+
+async def test_the_row_locked_to_add_a_turn_is_not_read_again_until_written(
+    database: UnitOfWorkFactory, workspace: Workspace
+) -> None:
+    """add_turn locks the interview's row and keeps it: the claim's next read of the
+    interview costs no statement; a write in the same transaction makes the next read fresh."""
+    interview = make_interview(workspace, token_budget=1000)
+    await add(database, interview)
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    sqlalchemy.event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with database() as uow:
+            assert await uow.interviews.add_turn(make_turn(interview, "m1"))
+            sent.clear()
+            locked = await uow.interviews.get(interview.id)
+            assert sent == [] and locked == interview
+            assert await uow.interviews.reserve(interview.id, 300)
+            reserved = await uow.interviews.get(interview.id)
+            assert reserved is not None and reserved.tokens_reserved == 300
+            reserved.status = Status.PAUSED
+            await uow.interviews.update(reserved)
+            paused = await uow.interviews.get(interview.id)
+            assert paused is not None and paused.status is Status.PAUSED
+            await uow.interviews.settle(interview.id, reserved=300, charged=250)
+            settled = await uow.interviews.get(interview.id)
+            assert settled is not None and settled.tokens_used == 250
+            assert sum("SELECT" in s and "FROM interviews" in s for s in sent) == 3
+            await uow.commit()
+    finally:
+        sqlalchemy.event.remove(database.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_concurrent_add_turn_is_gapless(
