@@ -307,6 +307,23 @@ async def test_whole_flow_start_chat_extend_exhaust_close(world: SlackWorld) -> 
     assert world.slack.rate_limited == []
 
 
+async def test_web_api_calls_reuse_their_connections(world: SlackWorld) -> None:
+    """The bot keeps one aiohttp session for Slack: calls one after another share a
+    connection instead of opening (against slack.com: a TCP and TLS handshake) one each."""
+    channel, root_ts, _ = await open_interview(world)
+    world.openai.replies.append("Start with a dictionary.")
+    await world.say(channel, root_ts, "How do I start?", "1700000100.000100")
+    await world.wait_for(
+        lambda: any(
+            "dictionary" in m.text and not m.streaming
+            for m in world.slack.thread(channel, root_ts)[1:]
+        )
+    )
+    await world.settle()
+    calls, connections = len(world.slack.calls), len(set(world.slack.connections))
+    assert calls >= 6 and connections <= calls // 4, (calls, connections)
+
+
 async def test_redelivered_events_produce_one_reply_and_one_charge(world: SlackWorld) -> None:
     channel, root_ts, interview_id = await open_interview(world)
     for retry in (None, 1, 2):

@@ -159,6 +159,11 @@ class SlackAdapter:
             raise
 
     async def _start(self) -> None:
+        if self.client.session is None:
+            # Without a session of its own, slack_sdk opens (and closes) an aiohttp session
+            # for every Web API call: a new TCP and TLS connection to Slack each time. Bolt's
+            # per-request clients share this one (AsyncApp._init_context copies it).
+            self.client.session = aiohttp.ClientSession()
         identity = await self._ask_slack(
             "auth.test", "SLACK_BOT_TOKEN", BOT_TOKEN_HINT, self.client.auth_test()
         )
@@ -235,6 +240,9 @@ class SlackAdapter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_socket()
         await self.outbox.close()
+        session, self.client.session = self.client.session, None
+        if session is not None:
+            await session.close()
 
     async def _close_socket(self) -> None:
         handler, self._socket = self._socket, None

@@ -502,6 +502,8 @@ class FakeSlack(LocalServer):
         self.response_url_ttl = response_url_ttl
 
         self.calls: list[Call] = []
+        # each recorded call's client address (host, port): one per TCP connection used
+        self.connections: list[Any] = []
         self.rate_limited: list[tuple[str, str | None]] = []
         self.messages: dict[tuple[str, str], FakeMessage] = {}
         self.deleted: list[FakeMessage] = []
@@ -812,6 +814,9 @@ class FakeSlack(LocalServer):
         body_token = params.pop("token", None)
         token = header[7:].strip() if header.startswith("Bearer ") else body_token
         self.calls.append(Call(method, params, self._clock()))
+        self.connections.append(
+            request.transport.get_extra_info("peername") if request.transport else None
+        )
         held = self._holds.get(method)
         if held is not None:
             await held.wait()
