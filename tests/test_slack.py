@@ -324,6 +324,15 @@ async def test_web_api_calls_reuse_their_connections(world: SlackWorld) -> None:
     assert calls >= 6 and connections <= calls // 4, (calls, connections)
 
 
+async def test_replies_to_response_urls_reuse_their_connection(world: SlackWorld) -> None:
+    """respond() sends on the bot's session too (Bolt's own opens one per reply)."""
+    for text in ("challenges", "status", "challenges", "schedules"):
+        (reply,) = await world.command(text)
+        assert reply["response_type"] == "ephemeral" and reply["text"], reply
+    posts = world.slack.response_connections
+    assert len(posts) == 4 and len(set(posts)) == 1, posts
+
+
 async def test_redelivered_events_produce_one_reply_and_one_charge(world: SlackWorld) -> None:
     channel, root_ts, interview_id = await open_interview(world)
     for retry in (None, 1, 2):

@@ -28,6 +28,7 @@ from adapters.slack.mentions import channel_id, user_id
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.people import People
 from adapters.slack.platform import room_key
+from adapters.slack.respond import pooled_respond
 from core import texts
 from core.commands import parse_command
 from core.dispatch import run_command
@@ -61,6 +62,7 @@ def register(
     people: People,
     spawn: Spawn,
 ) -> None:
+    app.use(pooled_respond)
     app.use(bind(resolve_people, people=people))
     app.command("/interview")(bind(interview_command, service=service, outbox=outbox, spawn=spawn))
     app.action(re.compile(f"^{blocks.ACTION_PREFIX}"))(

@@ -504,6 +504,7 @@ class FakeSlack(LocalServer):
         self.calls: list[Call] = []
         # each recorded call's client address (host, port): one per TCP connection used
         self.connections: list[Any] = []
+        self.response_connections: list[Any] = []  # the same for posts to response URLs
         self.rate_limited: list[tuple[str, str | None]] = []
         self.messages: dict[tuple[str, str], FakeMessage] = {}
         self.deleted: list[FakeMessage] = []
@@ -978,6 +979,8 @@ class FakeSlack(LocalServer):
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         rid = request.match_info["rid"]
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.response_connections.append(peer)
         if self.latency:
             await asyncio.sleep(self.latency)
         state = self._response_urls.get(rid)
