@@ -13,6 +13,10 @@ from scheduler.alarm import SchedulerAlarm
 from tests.fakes.memory_uow import MemoryUnitOfWorkFactory
 
 
+async def no_sweep() -> None:
+    """The alarm's periodic sweep, with nothing to sweep here."""
+
+
 class RecordingAlarm:
     def __init__(self) -> None:
         self.wake_ups: list[datetime] = []
@@ -64,10 +68,7 @@ async def test_a_wake_up_armed_during_a_ring_rings_at_once() -> None:
         else:
             second_rang.set()
 
-    async def sweep() -> None:
-        pass
-
-    alarm = SchedulerAlarm(wake, sweep, sweep_s=3600)
+    alarm = SchedulerAlarm(wake, no_sweep, sweep_s=3600)
     alarm.start()
     try:
         alarm.wake_at(datetime.now(UTC))
@@ -88,11 +89,8 @@ async def test_the_alarm_keeps_the_distance_on_the_injected_clock() -> None:
     async def wake() -> None:
         rang.set()
 
-    async def sweep() -> None:
-        pass
-
     clock = ManualClock(datetime(2020, 1, 3, 13, 0, tzinfo=UTC))
-    alarm = SchedulerAlarm(wake, sweep, sweep_s=3600, clock=clock)
+    alarm = SchedulerAlarm(wake, no_sweep, sweep_s=3600, clock=clock)
     alarm.start()
     try:
         alarm.wake_at(clock.now() + timedelta(hours=1))

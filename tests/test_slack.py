@@ -235,6 +235,11 @@ async def open_interview(
     return channel, ts, interview.id
 
 
+def reply_finished(world: SlackWorld, channel: str, root_ts: str, text: str) -> bool:
+    """A reply containing ``text`` has finished streaming in the interview's thread."""
+    return any(text in m.text and not m.streaming for m in world.slack.thread(channel, root_ts)[1:])
+
+
 async def test_whole_flow_start_chat_extend_exhaust_close(world: SlackWorld) -> None:
     channel, root_ts, interview_id = await open_interview(
         world, f"start <@{CANDIDATE}|alice> two-sum 4k 1h30m"
@@ -247,12 +252,7 @@ async def test_whole_flow_start_chat_extend_exhaust_close(world: SlackWorld) -> 
 
     world.openai.replies.append("Use a dictionary from value to index.\n```python\nseen = {}\n```")
     await world.say(channel, root_ts, "How do I start?", "1700000100.000100")
-    await world.wait_for(
-        lambda: any(
-            "seen = {}" in m.text and not m.streaming
-            for m in world.slack.thread(channel, root_ts)[1:]
-        )
-    )
+    await world.wait_for(lambda: reply_finished(world, channel, root_ts, "seen = {}"))
     reply = next(m for m in world.slack.thread(channel, root_ts) if m.bot_id and "seen" in m.text)
     assert "tokens this turn" in json.dumps(reply.blocks or reply.chunks or reply.history)
     assert world.slack.calls_to("chat.startStream") and world.slack.calls_to("chat.stopStream")
@@ -313,12 +313,7 @@ async def test_web_api_calls_reuse_their_connections(world: SlackWorld) -> None:
     channel, root_ts, _ = await open_interview(world)
     world.openai.replies.append("Start with a dictionary.")
     await world.say(channel, root_ts, "How do I start?", "1700000100.000100")
-    await world.wait_for(
-        lambda: any(
-            "dictionary" in m.text and not m.streaming
-            for m in world.slack.thread(channel, root_ts)[1:]
-        )
-    )
+    await world.wait_for(lambda: reply_finished(world, channel, root_ts, "dictionary"))
     await world.settle()
     calls, connections = len(world.slack.calls), len(set(world.slack.connections))
     assert calls >= 6 and connections <= calls // 4, (calls, connections)

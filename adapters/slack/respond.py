@@ -45,19 +45,21 @@ class PooledRespond(AsyncRespond):
         client = AsyncWebhookClient(
             url=self.response_url, proxy=self.proxy, ssl=self.ssl, session=self.session
         )
-        if isinstance(text, dict):
-            return await client.send_dict(_build_message(**text))
-        message = _build_message(
-            text=text,
-            blocks=blocks,
-            attachments=attachments,
-            response_type=response_type,
-            replace_original=replace_original,
-            delete_original=delete_original,
-            unfurl_links=unfurl_links,
-            unfurl_media=unfurl_media,
-            thread_ts=thread_ts,
-            metadata=metadata,
+        message = (
+            _build_message(**text)
+            if isinstance(text, dict)  # a whole response, as Bolt's respond() takes it
+            else _build_message(
+                text=text,
+                blocks=blocks,
+                attachments=attachments,
+                response_type=response_type,
+                replace_original=replace_original,
+                delete_original=delete_original,
+                unfurl_links=unfurl_links,
+                unfurl_media=unfurl_media,
+                thread_ts=thread_ts,
+                metadata=metadata,
+            )
         )
         return await client.send_dict(message)
 

@@ -8,6 +8,11 @@ from typing import Any, ClassVar, Self
 from aiohttp import web
 
 
+def client_address(request: web.Request) -> Any:
+    """The (host, port) the request came from: one per TCP connection the client used."""
+    return request.transport.get_extra_info("peername") if request.transport else None
+
+
 class LocalServer:
     """Subclasses build their app in :meth:`build_app`; tests ``start``/``stop`` or use
     ``async with``. ``close_connections`` lets a fake end websockets before shutdown."""

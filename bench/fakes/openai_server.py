@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from bench.fakes.local_server import LocalServer
+from bench.fakes.local_server import LocalServer, client_address
 from core.tokens import TokenCounter
 
 SYSTEM_FINGERPRINT = "fp_fake0001"
@@ -226,9 +226,7 @@ class FakeOpenAI(LocalServer):
         arrived = self.clock()
         self.requests.append(body)
         self.request_headers.append(dict(request.headers))
-        self.connections.append(
-            request.transport.get_extra_info("peername") if request.transport else None
-        )
+        self.connections.append(client_address(request))
 
         invalid = self._validate(body)
         if invalid is not None:

@@ -78,7 +78,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, web
 
-from bench.fakes.local_server import LocalServer
+from bench.fakes.local_server import LocalServer, client_address
 
 TIER_1 = 1
 TIER_2 = 20
@@ -815,9 +815,7 @@ class FakeSlack(LocalServer):
         body_token = params.pop("token", None)
         token = header[7:].strip() if header.startswith("Bearer ") else body_token
         self.calls.append(Call(method, params, self._clock()))
-        self.connections.append(
-            request.transport.get_extra_info("peername") if request.transport else None
-        )
+        self.connections.append(client_address(request))
         held = self._holds.get(method)
         if held is not None:
             await held.wait()
@@ -979,8 +977,7 @@ class FakeSlack(LocalServer):
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         rid = request.match_info["rid"]
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        self.response_connections.append(peer)
+        self.response_connections.append(client_address(request))
         if self.latency:
             await asyncio.sleep(self.latency)
         state = self._response_urls.get(rid)
